@@ -1,0 +1,197 @@
+"""Result-row columns, defined once.
+
+Every other module (the worker, the results store, `analysis`) names columns
+through these constants. Pure Python: importing it pulls in no TensorFlow.
+"""
+
+from __future__ import annotations
+
+SCHEMA_VERSION = 1
+
+# Status values of a row / trial.
+STATUS_OK = "ok"
+STATUS_DIVERGED = "diverged"
+STATUS_FAILED = "failed"
+STATUSES = (STATUS_OK, STATUS_DIVERGED, STATUS_FAILED)
+
+# --- identity and trial config -------------------------------------------
+SCHEMA_VERSION_COL = "schema_version"
+SWEEP = "sweep"
+TRIAL_ID = "trial_id"
+TRIAL_INDEX = "trial_index"
+DATASET = "dataset"
+MODEL = "model"
+UPSAMPLING = "upsampling"
+KERNEL_SIZE = "kernel_size"
+LATENT_DIM = "latent_dim"
+EPOCHS = "epochs"
+EPOCH = "epoch"
+SEED = "seed"
+BATCH_SIZE = "batch_size"
+GLOBAL_BATCH_SIZE = "global_batch_size"
+WORKERS = "workers"
+LR = "lr"
+LR_SCALING = "lr_scaling"
+LR_EFFECTIVE = "lr_effective"
+MAX_TRAIN_IMAGES = "max_train_images"
+CONFIG_JSON = "config_json"
+
+# --- outcome ----------------------------------------------------------------
+STATUS = "status"
+ERROR = "error"
+
+# --- throughput (training only: warm-up and evaluation excluded) -------------
+IMAGES_PER_SEC = "images_per_sec"
+IMAGES_PER_SEC_PER_WORKER = "images_per_sec_per_worker"
+STEP_TIME_P50_MS = "step_time_p50_ms"
+STEP_TIME_P95_MS = "step_time_p95_ms"
+EPOCH_TIME_S = "epoch_time_s"
+COMPILE_TIME_S = "compile_time_s"
+TRAIN_TIME_S = "train_time_s"
+STEPS = "steps"
+WARMUP_STEPS = "warmup_steps"
+EVAL_TIME_S = "eval_time_s"
+
+# --- model size ---------------------------------------------------------------
+PARAMS_TOTAL = "params_total"
+PARAMS_GENERATOR = "params_generator"
+PARAMS_DISCRIMINATOR = "params_discriminator"
+PARAMS_ENCODER = "params_encoder"
+PARAMS_DECODER = "params_decoder"
+
+# --- losses (GAN family, VAE family) ------------------------------------------
+LOSS_G = "loss_g"
+LOSS_D = "loss_d"
+ELBO = "elbo"
+LOSS_RECON = "loss_recon"
+LOSS_KL = "loss_kl"
+
+# --- data protocol --------------------------------------------------------------
+TRAIN_SPLIT = "train_split"
+EVAL_SPLIT = "eval_split"
+N_TRAIN = "n_train"
+N_EVAL = "n_eval"
+IMAGE_SHAPE = "image_shape"
+SAMPLES_PNG = "samples_png"
+
+# --- sample quality (filled by suite.metrics at each milestone) ------------------
+FD_DOMAIN = "fd_domain"
+KID_DOMAIN = "kid_domain"
+KID_DOMAIN_STD = "kid_domain_std"
+PRECISION_DOMAIN = "precision_domain"
+RECALL_DOMAIN = "recall_domain"
+FID_INCEPTION = "fid_inception"
+KID_INCEPTION = "kid_inception"
+KID_INCEPTION_STD = "kid_inception_std"
+PRECISION_INCEPTION = "precision_inception"
+RECALL_INCEPTION = "recall_inception"
+INCEPTION_SCORE = "inception_score"
+SPECTRAL_DISTANCE = "spectral_distance"
+CHECKERBOARD_SCORE = "checkerboard_score"
+CLASS_ACCURACY = "class_accuracy"
+INTRA_CLASS_FD = "intra_class_fd"
+TEST_ELBO = "test_elbo"
+TEST_RECON_ERROR = "test_recon_error"
+N_REAL = "n_real"
+N_FAKE = "n_fake"
+DOMAIN_WEIGHTS_ID = "domain_weights_id"
+INCEPTION_WEIGHTS_ID = "inception_weights_id"
+RESIZE_METHOD = "resize_method"
+
+# --- environment ------------------------------------------------------------------
+HOSTNAME = "hostname"
+DEVICE = "device"
+TF_VERSION = "tf_version"
+KERAS_VERSION = "keras_version"
+GENBENCH_VERSION = "genbench_version"
+PYTHON_VERSION = "python_version"
+TIMESTAMP = "timestamp"
+
+# Column -> logical type ("str", "int", "float"). The order is the file order.
+COLUMN_TYPES: dict[str, str] = {
+    SCHEMA_VERSION_COL: "int",
+    SWEEP: "str",
+    TRIAL_ID: "str",
+    TRIAL_INDEX: "int",
+    DATASET: "str",
+    MODEL: "str",
+    UPSAMPLING: "str",
+    KERNEL_SIZE: "int",
+    LATENT_DIM: "int",
+    EPOCHS: "int",
+    EPOCH: "int",
+    SEED: "int",
+    BATCH_SIZE: "int",
+    GLOBAL_BATCH_SIZE: "int",
+    WORKERS: "int",
+    LR: "float",
+    LR_SCALING: "str",
+    LR_EFFECTIVE: "float",
+    MAX_TRAIN_IMAGES: "int",
+    STATUS: "str",
+    ERROR: "str",
+    IMAGES_PER_SEC: "float",
+    IMAGES_PER_SEC_PER_WORKER: "float",
+    STEP_TIME_P50_MS: "float",
+    STEP_TIME_P95_MS: "float",
+    EPOCH_TIME_S: "float",
+    COMPILE_TIME_S: "float",
+    TRAIN_TIME_S: "float",
+    STEPS: "int",
+    WARMUP_STEPS: "int",
+    EVAL_TIME_S: "float",
+    PARAMS_TOTAL: "int",
+    PARAMS_GENERATOR: "int",
+    PARAMS_DISCRIMINATOR: "int",
+    PARAMS_ENCODER: "int",
+    PARAMS_DECODER: "int",
+    LOSS_G: "float",
+    LOSS_D: "float",
+    ELBO: "float",
+    LOSS_RECON: "float",
+    LOSS_KL: "float",
+    FD_DOMAIN: "float",
+    KID_DOMAIN: "float",
+    KID_DOMAIN_STD: "float",
+    PRECISION_DOMAIN: "float",
+    RECALL_DOMAIN: "float",
+    FID_INCEPTION: "float",
+    KID_INCEPTION: "float",
+    KID_INCEPTION_STD: "float",
+    PRECISION_INCEPTION: "float",
+    RECALL_INCEPTION: "float",
+    INCEPTION_SCORE: "float",
+    SPECTRAL_DISTANCE: "float",
+    CHECKERBOARD_SCORE: "float",
+    CLASS_ACCURACY: "float",
+    INTRA_CLASS_FD: "float",
+    TEST_ELBO: "float",
+    TEST_RECON_ERROR: "float",
+    N_REAL: "int",
+    N_FAKE: "int",
+    DOMAIN_WEIGHTS_ID: "str",
+    INCEPTION_WEIGHTS_ID: "str",
+    RESIZE_METHOD: "str",
+    TRAIN_SPLIT: "str",
+    EVAL_SPLIT: "str",
+    N_TRAIN: "int",
+    N_EVAL: "int",
+    IMAGE_SHAPE: "str",
+    SAMPLES_PNG: "str",
+    HOSTNAME: "str",
+    DEVICE: "str",
+    TF_VERSION: "str",
+    KERAS_VERSION: "str",
+    GENBENCH_VERSION: "str",
+    PYTHON_VERSION: "str",
+    TIMESTAMP: "str",
+    CONFIG_JSON: "str",
+}
+
+COLUMNS: tuple[str, ...] = tuple(COLUMN_TYPES)
+
+# Trial-config columns: what identifies a configuration in analysis.
+CONFIG_COLUMNS: tuple[str, ...] = (
+    DATASET, MODEL, UPSAMPLING, KERNEL_SIZE, LATENT_DIM, EPOCHS, SEED,
+    BATCH_SIZE, GLOBAL_BATCH_SIZE, WORKERS, LR, LR_SCALING, MAX_TRAIN_IMAGES,
+)
