@@ -1,0 +1,1 @@
+"""Built-in sweep files, addressable by name (`genbench run smoke`)."""

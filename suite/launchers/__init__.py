@@ -1,0 +1,9 @@
+"""Launchers: how a sweep's trials reach workers. The LAUNCHERS registry is lazy,
+so Ray and submitit are imported only by the launcher that needs them."""
+
+from __future__ import annotations
+
+from suite.registry import Registry
+
+LAUNCHERS: Registry = Registry("launcher")
+LAUNCHERS.add("local", "suite.launchers.local:LocalLauncher")

@@ -1,0 +1,70 @@
+"""DCGAN and conditional GAN: the TensorFlow DCGAN tutorial's objective and step.
+
+Non-saturating BCE losses, one generator and one discriminator update per batch
+from the same noise, Adam for both (the tutorial uses 1e-4).
+"""
+
+from __future__ import annotations
+
+import keras
+import tensorflow as tf
+from keras import ops
+
+from suite.models.base import GenerativeModel, GradientReducer
+from suite.models.conditioning import condition_image, condition_latent, one_hot_labels
+from suite.models.networks import NetSpec, build_discriminator, build_generator
+
+
+class GAN(GenerativeModel):
+    loss_names = ("loss_g", "loss_d")
+    pixel_range = (-1.0, 1.0)
+
+    def __init__(self, spec: NetSpec, lr: float, seed: int, **kwargs) -> None:
+        super().__init__(spec.latent_dim, spec.num_classes, seed, **kwargs)
+        self.generator = build_generator(spec, output_activation="tanh", name="generator")
+        self.discriminator = build_discriminator(spec)
+        self.g_optimizer = keras.optimizers.Adam(lr)
+        self.d_optimizer = keras.optimizers.Adam(lr)
+
+    @property
+    def networks(self) -> dict[str, keras.Model]:
+        return {"generator": self.generator, "discriminator": self.discriminator}
+
+    @property
+    def optimizers(self) -> list[keras.optimizers.Optimizer]:
+        return [self.g_optimizer, self.d_optimizer]
+
+    def optimizer_targets(self):
+        return [(self.g_optimizer, self.generator.trainable_variables),
+                (self.d_optimizer, self.discriminator.trainable_variables)]
+
+    def _one_hot(self, labels):
+        return one_hot_labels(labels, self.num_classes) if self.num_classes else None
+
+    def train_batch(self, images, labels, reduce: GradientReducer):
+        batch = ops.shape(images)[0]
+        one_hot = self._one_hot(labels)
+        noise = keras.random.normal((batch, self.latent_dim), seed=self.noise_seed)
+        bce = keras.losses.BinaryCrossentropy(from_logits=True)
+        with tf.GradientTape() as g_tape, tf.GradientTape() as d_tape:
+            fake = self.generator(condition_latent(noise, one_hot), training=True)
+            real_logits = self.discriminator(condition_image(images, one_hot), training=True)
+            fake_logits = self.discriminator(condition_image(fake, one_hot), training=True)
+            loss_g = bce(ops.ones_like(fake_logits), fake_logits)
+            loss_d = (bce(ops.ones_like(real_logits), real_logits)
+                      + bce(ops.zeros_like(fake_logits), fake_logits))
+        g_vars = self.generator.trainable_variables
+        d_vars = self.discriminator.trainable_variables
+        g_grads = reduce(g_tape.gradient(loss_g, g_vars))
+        d_grads = reduce(d_tape.gradient(loss_d, d_vars))
+        self.g_optimizer.apply_gradients(zip(g_grads, g_vars, strict=True))
+        self.d_optimizer.apply_gradients(zip(d_grads, d_vars, strict=True))
+        return {"loss_g": loss_g, "loss_d": loss_d}
+
+    def generate(self, noise, labels=None):
+        z = condition_latent(noise, self._one_hot(labels) if labels is not None else None)
+        return self.to_unit_range(self.generator(z, training=False))
+
+
+def build_gan(spec: NetSpec, lr: float, seed: int) -> GAN:
+    return GAN(spec, lr, seed, name="cgan" if spec.num_classes else "dcgan")

@@ -1,0 +1,78 @@
+"""The networks every family is assembled from.
+
+One generator/decoder body and one discriminator/encoder trunk for all four
+models, so the families differ only in their objective. At 28x28x1 with
+`transpose` and kernel 5, `build_generator` and `build_discriminator` are the
+TensorFlow DCGAN tutorial networks the original study used.
+
+The `upsampling` and `kernel_size` axes change only the generator/decoder: the
+discriminator/encoder stays the tutorial's (kernel 5) so every variant is
+judged by the same critic.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import keras
+from keras import layers
+
+from suite.models import UPSAMPLERS
+
+GENERATOR_WIDTHS = (256, 128, 64)  # dense map, first conv, second conv (the tutorial's)
+CRITIC_WIDTHS = (64, 128)
+CRITIC_KERNEL = 5
+DROPOUT = 0.3
+
+
+@dataclass(frozen=True)
+class NetSpec:
+    """What the networks need to know about a trial and its data."""
+
+    image_shape: tuple[int, int, int]
+    latent_dim: int
+    num_classes: int  # 0 for unconditional models
+    upsampling: str
+    kernel_size: int
+
+
+def build_generator(spec: NetSpec, output_activation: str | None, name: str) -> keras.Model:
+    """z (+ one-hot label) -> image: Dense to (s/4)^2 x 256, then three upsampling blocks."""
+    height, _, channels = spec.image_shape
+    base = height // 4
+    upsample = UPSAMPLERS.get(spec.upsampling)
+    dense_w, conv1_w, conv2_w = GENERATOR_WIDTHS
+    z = keras.Input((spec.latent_dim + spec.num_classes,), name="z")
+    x = layers.Dense(base * base * dense_w, use_bias=False)(z)
+    x = layers.BatchNormalization()(x)
+    x = layers.LeakyReLU()(x)
+    x = layers.Reshape((base, base, dense_w))(x)
+    for i, (width, scale) in enumerate(((conv1_w, 1), (conv2_w, 2))):
+        x = upsample(width, spec.kernel_size, scale, name=f"up{i + 1}")(x)
+        x = layers.BatchNormalization()(x)
+        x = layers.LeakyReLU()(x)
+    image = upsample(channels, spec.kernel_size, 2, name="up3", activation=output_activation)(x)
+    return keras.Model(z, image, name=name)
+
+
+def build_critic_trunk(spec: NetSpec, outputs: int, dropout: float, name: str) -> keras.Model:
+    """image (+ label channels) -> `outputs` numbers: the discriminator / encoder."""
+    height, width, channels = spec.image_shape
+    image = keras.Input((height, width, channels + spec.num_classes), name="image")
+    x = image
+    for w in CRITIC_WIDTHS:
+        x = layers.Conv2D(w, CRITIC_KERNEL, strides=2, padding="same")(x)
+        x = layers.LeakyReLU()(x)
+        if dropout:
+            x = layers.Dropout(dropout)(x)
+    x = layers.Flatten()(x)
+    return keras.Model(image, layers.Dense(outputs)(x), name=name)
+
+
+def build_discriminator(spec: NetSpec) -> keras.Model:
+    return build_critic_trunk(spec, outputs=1, dropout=DROPOUT, name="discriminator")
+
+
+def build_encoder(spec: NetSpec) -> keras.Model:
+    """Gaussian encoder: mean and log-variance of q(z|x), concatenated."""
+    return build_critic_trunk(spec, outputs=2 * spec.latent_dim, dropout=0.0, name="encoder")
