@@ -188,8 +188,10 @@ def peek_npz(path: Path) -> dict[str, tuple[tuple[int, ...], np.dtype]]:
             if not member.endswith(".npy"):
                 continue
             with z.open(member) as f:
-                version = np.lib.format.read_magic(f)
-                shape, _, dtype = np.lib.format._read_array_header(f, version)
+                major, _ = np.lib.format.read_magic(f)
+                read_header = (np.lib.format.read_array_header_1_0 if major == 1
+                               else np.lib.format.read_array_header_2_0)
+                shape, _, dtype = read_header(f)
             out[member[:-4]] = (tuple(shape), dtype)
     return out
 

@@ -1,0 +1,40 @@
+# genbench: the two commands are `make run` and `make test`.
+# Installing is incremental: the venv and the package install are redone only
+# when setup.cfg / pyproject.toml change; Horovod is built once and cached.
+
+PYTHON ?= python3
+VENV   ?= .venv
+PY     := $(VENV)/bin/python
+# cpu (tensorflow-cpu) or gpu (tensorflow[and-cuda]); see setup.cfg
+TF     ?= cpu
+STAMP  := $(VENV)/.genbench-installed-$(TF)
+SWEEP  ?= smoke
+OUT    ?= results
+PYTEST_ARGS ?=
+
+.PHONY: install run test bench lint clean
+
+$(PY):
+	$(PYTHON) -m venv $(VENV)
+	$(PY) -m pip install --quiet --upgrade pip
+
+$(STAMP): setup.cfg pyproject.toml | $(PY)
+	$(PY) -m pip install --quiet --editable '.[$(TF),dev]'
+	touch $@
+
+install: $(STAMP)
+
+run: install
+	$(VENV)/bin/genbench run $(SWEEP) --out $(OUT)
+
+test: install
+	$(PY) -m pytest $(PYTEST_ARGS)
+
+bench: install
+	@for b in benchmarks/bench_*.py; do echo "== $$b"; $(PY) $$b || exit 1; done
+
+lint: install
+	$(VENV)/bin/ruff check suite analysis tests benchmarks
+
+clean:
+	rm -rf $(VENV) *.egg-info .pytest_cache .ruff_cache
