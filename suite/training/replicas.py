@@ -1,0 +1,93 @@
+"""What the trainer needs from data parallelism, without importing Horovod.
+
+The trainer codes against `Replicas`; `SingleReplica` is the one-process
+implementation (identity collectives), and `suite.training.distributed`
+provides the Horovod one. Keeping this file free of Horovod and TensorFlow
+lets single-process runs, unit tests and laptops work without either.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import Protocol, runtime_checkable
+
+
+@dataclass(frozen=True)
+class RankInfo:
+    """Where this process sits among the replicas.
+
+    `local_*` count processes on this host: they share its cores and GPUs.
+    """
+
+    rank: int
+    size: int
+    local_rank: int
+    local_size: int
+
+    @property
+    def is_root(self) -> bool:
+        """Rank 0 is the one that writes results, checkpoints and logs."""
+        return self.rank == 0
+
+
+@runtime_checkable
+class Replicas(Protocol):
+    """Collectives one training step and its bookkeeping need.
+
+    Every replica must call the same collectives in the same order, or they
+    wait on each other forever.
+    """
+
+    info: RankInfo
+
+    def average_gradients(self, grads: list) -> list:
+        """Mean of each gradient over replicas; called inside a `tf.function` step.
+
+        `None` entries (variables the loss does not touch) stay `None`.
+        """
+        ...
+
+    def broadcast_variables(self, variables: list) -> None:
+        """Copy rank 0's values into these Keras variables on every rank (eager).
+
+        Call once after building the model (and the optimizer, when resuming)
+        so all replicas start from the same point.
+        """
+        ...
+
+    def allreduce_mean(self, value: float) -> float:
+        """Mean of a host-side scalar over replicas (eager), e.g. a loss to log."""
+        ...
+
+    def allreduce_max(self, value: float) -> float:
+        """Max of a host-side scalar over replicas (eager), e.g. a step time."""
+        ...
+
+    def barrier(self) -> None:
+        """Return only when every replica has reached this call."""
+        ...
+
+
+@dataclass
+class SingleReplica:
+    """Rank 0 of 1: every collective is the identity, so one code path serves both."""
+
+    info: RankInfo = field(default_factory=lambda: RankInfo(0, 1, 0, 1))
+
+    def average_gradients(self, grads: list) -> list:
+        """The mean over one replica is the gradient itself."""
+        return list(grads)
+
+    def broadcast_variables(self, variables: list) -> None:
+        """Nothing to copy from: this process is rank 0."""
+
+    def allreduce_mean(self, value: float) -> float:
+        """The mean over one replica is the value itself."""
+        return float(value)
+
+    def allreduce_max(self, value: float) -> float:
+        """The max over one replica is the value itself."""
+        return float(value)
+
+    def barrier(self) -> None:
+        """Nobody to wait for."""
