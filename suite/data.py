@@ -27,6 +27,7 @@ from suite.registry import Registry
 
 NPZ_PREFIX = "npz:"
 DATA_ENV = "GENBENCH_DATA"
+OFFLINE_ENV = "GENBENCH_OFFLINE"  # set on compute nodes without network: no download attempt
 # The holdout split and the max_train_images cap use this fixed seed, so every
 # trial of every sweep trains and evaluates on the same images.
 SPLIT_SEED = 20191209
@@ -337,6 +338,8 @@ def check_image_shape(data: ImageData) -> None:
 
 def _download_or_explain(name: str, dirs: list[Path]) -> Splits:
     try:
+        if os.environ.get(OFFLINE_ENV, "") not in ("", "0"):
+            raise RuntimeError(f"downloads are disabled by ${OFFLINE_ENV}")
         return _download_with_keras(name)
     except Exception as exc:  # any download failure becomes one actionable message
         looked = ", ".join(str(d) for d in dirs) or "(no data dir: none given, "

@@ -87,6 +87,7 @@ def train(model: GenerativeModel, x: np.ndarray, y: np.ndarray | None, config: T
     else:
         model.build_optimizers()
     replicas.broadcast_variables(_all_variables(model))
+    _decorrelate_random_streams(model, info.rank)
     clock.start_process()
     step = compile_step(model, replicas)
 
@@ -119,6 +120,21 @@ def train(model: GenerativeModel, x: np.ndarray, y: np.ndarray | None, config: T
             save_checkpoint(checkpoint_path, model, epoch, clock.state())
         replicas.barrier()
     return TrainOutcome(STATUS_OK, config.epochs, start_epoch)
+
+
+def _decorrelate_random_streams(model: GenerativeModel, rank: int) -> None:
+    """Give each rank its own noise and dropout streams.
+
+    The broadcast copies rank 0's SeedGenerator states too; without this every
+    rank would draw the same latent noise, and N workers would train like one.
+    """
+    if rank == 0:
+        return
+    for v in model.non_trainable_variables:
+        if v.path.endswith("seed_generator_state"):
+            state = np.asarray(v)
+            state[0] = (int(state[0]) + 7919 * rank) % (2**31 - 1)
+            v.assign(state)
 
 
 def _all_variables(model: GenerativeModel) -> list:
