@@ -23,6 +23,7 @@ $(STAMP): setup.cfg pyproject.toml | $(PY)
 	touch $@
 
 install: $(STAMP)
+	@tools/install-horovod.sh $(PY)
 
 run: install
 	$(VENV)/bin/genbench run $(SWEEP) --out $(OUT)

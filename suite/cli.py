@@ -1,4 +1,4 @@
-"""genbench command line: plan | run | show.
+"""genbench command line: plan | run | show | report.
 
 User errors (bad sweep files, missing data, unknown names) print one message
 naming the file, the field and a fix, exit with code 2, and start nothing.
@@ -40,9 +40,17 @@ def build_parser() -> argparse.ArgumentParser:
     run.add_argument("--trial-index", type=int, action="append",
                      help="run only the trial(s) with this index (see `genbench plan`)")
     run.add_argument("--quiet", action="store_true", help="no progress display")
+    run.add_argument("--timeline", action="store_true",
+                     help="write a Horovod timeline for multi-worker trials (local launcher)")
 
     show = sub.add_parser("show", help="print a results table")
     show.add_argument("dirs", nargs="+", help="sweep directories (e.g. results/smoke)")
+
+    report = sub.add_parser("report", help="write tables, plots and sample mosaics as a report")
+    report.add_argument("dirs", nargs="+", help="sweep directories or results roots")
+    report.add_argument("--out", default="report", help="report directory (default: report/)")
+    report.add_argument("--format", default="md,html",
+                        help="comma-separated: md, html, latex (default: md,html)")
     return parser
 
 
@@ -80,7 +88,14 @@ def cmd_plan(args: argparse.Namespace) -> int:
 
 def preflight(sweep, data_dir: str | None) -> None:
     """Load every dataset and check batch sizes before any training starts."""
+    import importlib.util
+
     from suite.data import load_dataset
+
+    if any(t.workers > 1 for t in sweep.trials) and importlib.util.find_spec("horovod") is None:
+        raise SpecError(sweep.source, "workers",
+                        "trials with workers > 1 train with Horovod, which is not installed",
+                        "run `make install` (or tools/install-horovod.sh .venv/bin/python)")
 
     for name in sweep.datasets:
         data = load_dataset(name, data_dir)
@@ -113,8 +128,9 @@ def cmd_run(args: argparse.Namespace) -> int:
     from suite.spec import load_sweep
 
     sweep = load_sweep(args.sweep)
+    options = {"timeline": True} if args.timeline else {}
     try:
-        launcher = LAUNCHERS.get(args.launcher)()
+        launcher = LAUNCHERS.get(args.launcher)(**options)
     except UnknownNameError as exc:
         raise SpecError("command line", "--launcher", str(exc)) from None
     trials = select_trials(sweep, args.trial_index)
@@ -172,7 +188,23 @@ def cmd_show(args: argparse.Namespace) -> int:
     return 0
 
 
-COMMANDS = {"plan": cmd_plan, "run": cmd_run, "show": cmd_show}
+def cmd_report(args: argparse.Namespace) -> int:
+    from analysis.report import normalize_formats, write_report  # pandas only, no TensorFlow
+
+    for d in args.dirs:
+        if not Path(d).is_dir():
+            raise SpecError(d, "dirs", "no such directory",
+                            "give a sweep directory or results root, e.g. results/smoke")
+    try:
+        formats = normalize_formats(args.format.split(","))
+    except ValueError as exc:
+        raise SpecError("command line", "--format", str(exc)) from None
+    for path in write_report([Path(d) for d in args.dirs], Path(args.out), formats):
+        print(path)
+    return 0
+
+
+COMMANDS = {"plan": cmd_plan, "run": cmd_run, "show": cmd_show, "report": cmd_report}
 
 if __name__ == "__main__":
     sys.exit(main())

@@ -32,8 +32,6 @@ CONFIGS_PACKAGE = "suite.configs"
 TOP_LEVEL_KEYS = ("name", "dataset", "grid", "fixed", "eval", "description")
 LR_SCALINGS = ("none", "linear", "sqrt")
 NAME_PATTERN = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.-]*$")
-# Horovod lands with the distributed-training issue; until then workers must be 1.
-MAX_WORKERS_SUPPORTED = 1
 
 
 @dataclass(frozen=True)
@@ -182,16 +180,6 @@ def _dataset_name(value: Any) -> str:
     return value
 
 
-def _workers(value: Any) -> int:
-    n = _positive_int(value)
-    if n > MAX_WORKERS_SUPPORTED:
-        raise ValueError(
-            f"workers={n}: multi-worker training lands with Horovod support; "
-            "only workers: 1 runs in this version"
-        )
-    return n
-
-
 # axis -> (validator, default). A default of `...` means the axis is required.
 AXES: dict[str, tuple[Callable[[Any], Any], Any]] = {
     "dataset": (_dataset_name, ...),
@@ -204,7 +192,7 @@ AXES: dict[str, tuple[Callable[[Any], Any], Any]] = {
     "lr": (_positive_float, 1e-4),
     "lr_scaling": (_one_of(LR_SCALINGS), "none"),
     "kernel_size": (_positive_int, 5),
-    "workers": (_workers, 1),
+    "workers": (_positive_int, 1),
     "max_train_images": (_optional_positive_int, None),
 }
 

@@ -51,6 +51,7 @@ class TrialResult:
     status: str  # ok | diverged | failed
     skipped: bool = False
     error: str = ""
+    weights_digest: str = ""
 
 
 def trial_label(trial: Trial) -> str:
@@ -120,24 +121,38 @@ def run_trial(trial: Trial, ctx: RunContext, replicas=None,
         if is_writer:
             write_rows(directory / RESULT_FILE, [rows[e] for e in sorted(rows)])
 
+    digest = ""
     try:
-        status, error = _train_trial(trial, ctx, replicas, directory, base, write, progress,
-                                     on_event, label)
+        status, error, digest = _train_trial(trial, ctx, replicas, directory, base, write,
+                                             progress, on_event, label)
     except Exception as exc:  # recorded, and the sweep goes on
         status, error = schema.STATUS_FAILED, f"{type(exc).__name__}: {exc}"
         if is_writer:
-            (directory / ERROR_FILE).write_text(traceback.format_exc())
-            write({**base, **progress["protocol"], **describe_environment(),
-                   schema.EPOCH: max([progress["epoch"], *rows]) + 1, schema.STATUS: status,
-                   schema.ERROR: error, schema.TIMESTAMP: utc_timestamp()})
+            record_failure(trial, ctx, error, traceback.format_exc(), progress["protocol"],
+                           epoch_reached=progress["epoch"])
     on_event(Event(TRIAL_END, trial.trial_id, label, epoch=progress["epoch"],
                    epochs=trial.epochs, status=status, message=error))
-    return TrialResult(trial.trial_id, status, error=error)
+    return TrialResult(trial.trial_id, status, error=error, weights_digest=digest)
+
+
+def record_failure(trial: Trial, ctx: RunContext, error: str, detail: str = "",
+                   extra: dict[str, Any] | None = None, epoch_reached: int = 0) -> None:
+    """Append a `failed` row after the trial's ok rows (earlier failed rows are
+    dropped), and keep the full traceback or log excerpt in error.txt."""
+    directory = trial_dir(ctx.out, trial.sweep, trial.trial_id)
+    directory.mkdir(parents=True, exist_ok=True)
+    rows = [r for r in read_rows(directory / RESULT_FILE) if r[schema.STATUS] == schema.STATUS_OK]
+    last = max((r[schema.EPOCH] for r in rows), default=epoch_reached)
+    (directory / ERROR_FILE).write_text(detail or error)
+    failed = {**config_columns(trial), **(extra or {}), **describe_environment(),
+              schema.EPOCH: max(last, epoch_reached) + 1, schema.STATUS: schema.STATUS_FAILED,
+              schema.ERROR: error, schema.TIMESTAMP: utc_timestamp()}
+    write_rows(directory / RESULT_FILE, [*rows, failed])
 
 
 def _train_trial(trial: Trial, ctx: RunContext, replicas, directory: Path,
                  base: dict[str, Any], write, progress: dict, on_event: EventSink,
-                 label: str) -> tuple[str, str]:
+                 label: str) -> tuple[str, str, str]:
     import keras
 
     from suite.models import MODELS, is_conditional
@@ -189,7 +204,7 @@ def _train_trial(trial: Trial, ctx: RunContext, replicas, directory: Path,
         write({**base, **protocol, **env, schema.EPOCH: outcome.epoch,
                schema.STATUS: outcome.status, schema.ERROR: outcome.error,
                schema.TIMESTAMP: utc_timestamp()})
-    return outcome.status, outcome.error
+    return outcome.status, outcome.error, outcome.weights_digest
 
 
 def _clock_columns(report, trial: Trial) -> dict[str, Any]:

@@ -118,8 +118,8 @@ BAD_SWEEPS = {
     "bad name": ("name: 'my sweep!'\ndataset: mnist\nfixed: {model: vae}\n", "name", "plain name"),
     "malformed yaml": ("name: t\ngrid: {model: [dcgan\n", "line", "malformed YAML"),
     "not a mapping": ("- a\n- b\n", "(top level)", "must be a mapping"),
-    "workers before horovod": ("name: t\ndataset: mnist\ngrid: {model: [vae], workers: [1, 2]}\n",
-                               "grid.workers", "lands with Horovod support"),
+    "zero workers": ("name: t\ndataset: mnist\ngrid: {model: [vae], workers: [1, 0]}\n",
+                     "grid.workers", "must be positive"),
     "cap below one batch": ("name: t\ndataset: mnist\nfixed: {model: vae, batch_size: 64, "
                             "max_train_images: 10}\n", "max_train_images", "one global batch"),
     "unknown eval key": ("name: t\ndataset: mnist\nfixed: {model: vae}\neval: {samples: 3}\n",

@@ -8,6 +8,7 @@ milestone the caller's `on_milestone` runs outside the throughput clock.
 
 from __future__ import annotations
 
+import hashlib
 import math
 import time
 from collections.abc import Callable
@@ -49,6 +50,7 @@ class TrainOutcome:
     epoch: int  # last epoch completed (or the one that diverged)
     resumed_from: int  # 0 when the run started fresh
     error: str = ""
+    weights_digest: str = ""  # of the trainable weights: equal on every rank when in sync
 
 
 EpochCallback = Callable[[EpochReport], None]
@@ -119,7 +121,16 @@ def train(model: GenerativeModel, x: np.ndarray, y: np.ndarray | None, config: T
         if checkpoint_path is not None and info.rank == 0:
             save_checkpoint(checkpoint_path, model, epoch, clock.state())
         replicas.barrier()
-    return TrainOutcome(STATUS_OK, config.epochs, start_epoch)
+    return TrainOutcome(STATUS_OK, config.epochs, start_epoch,
+                        weights_digest=digest_weights(model.trainable_variables))
+
+
+def digest_weights(variables: list) -> str:
+    """A short hash of variable values: ranks in sync print the same digest."""
+    h = hashlib.sha256()
+    for v in variables:
+        h.update(np.ascontiguousarray(np.asarray(v)).tobytes())
+    return h.hexdigest()[:16]
 
 
 def _decorrelate_random_streams(model: GenerativeModel, rank: int) -> None:

@@ -1,0 +1,64 @@
+"""The program every Horovod rank runs: `python -m suite.rank_main LAUNCH_JSON`.
+
+A launcher (local: horovodrun; Slurm: srun; Ray: actors) writes the trial and
+its run context to LAUNCH_JSON, starts N copies of this module, and reads the
+outcome back from the results store. Replicas are started before TensorFlow
+initialises, as Horovod's device and thread pinning requires.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import json
+import os
+import sys
+from pathlib import Path
+
+from suite.spec import Trial
+from suite.worker import RunContext
+
+LAUNCH_FILE = "launch.json"
+THREADS_ENV = "GENBENCH_INTRA_OP_THREADS"  # pins TF's intra-op pool (benchmarks)
+
+
+def write_launch_file(path: Path, trial: Trial, ctx: RunContext) -> None:
+    context = {k: str(v) if isinstance(v, Path) else v for k, v in dataclasses.asdict(ctx).items()}
+    path.write_text(json.dumps({"trial": json.loads(trial.to_json()), "context": context},
+                               indent=2, sort_keys=True))
+
+
+def read_launch_file(path: Path) -> tuple[Trial, RunContext]:
+    data = json.loads(Path(path).read_text())
+    trial = Trial.from_json(json.dumps(data["trial"]))
+    context = dict(data["context"])
+    context["out"] = Path(context["out"])
+    return trial, RunContext(**context)
+
+
+def main(argv: list[str] | None = None) -> int:
+    argv = sys.argv[1:] if argv is None else argv
+    if len(argv) != 1:
+        print("usage: python -m suite.rank_main LAUNCH_JSON", file=sys.stderr)
+        return 2
+    os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
+    from suite.training.distributed import start_replicas
+
+    replicas = start_replicas()  # before any TensorFlow op
+    if os.environ.get(THREADS_ENV):
+        import tensorflow as tf
+
+        tf.config.threading.set_intra_op_parallelism_threads(int(os.environ[THREADS_ENV]))
+        tf.config.threading.set_inter_op_parallelism_threads(1)
+    from suite.worker import run_trial
+
+    trial, ctx = read_launch_file(Path(argv[0]))
+    result = run_trial(trial, ctx, replicas=replicas)
+    print(f"rank {replicas.info.rank}/{replicas.info.size}: trial {trial.trial_id} {result.status}"
+          f" weights={result.weights_digest or '-'}"
+          + (f": {result.error}" if result.error else ""), flush=True)
+    # A failed rank exits non-zero so that horovodrun / srun stop the others.
+    return 1 if result.status == "failed" else 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

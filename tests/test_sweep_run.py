@@ -1,0 +1,143 @@
+"""`genbench run` end to end on real MNIST: rows, PNGs, failures, re-runs, resume."""
+
+from __future__ import annotations
+
+import os
+import signal
+import subprocess
+import sys
+import time
+
+import numpy as np
+import pytest
+from PIL import Image
+
+from suite import schema
+from suite.cli import main
+from suite.models import MODELS
+from suite.results import read_results_frame
+
+SMALL = """
+name: small
+dataset: mnist
+grid:
+  model: [dcgan, vae]
+  epochs: [1, 2]
+fixed:
+  upsampling: nearest
+  latent_dim: 8
+  batch_size: 32
+  max_train_images: 256
+eval: {n_samples: 200}
+"""
+
+
+def genbench(*args: str, **kwargs) -> subprocess.CompletedProcess:
+    return subprocess.run([sys.executable, "-m", "suite.cli", *args], capture_output=True,
+                          text=True, timeout=900, **kwargs)
+
+
+@pytest.fixture(scope="module")
+def smoke_run(tmp_path_factory):
+    out = tmp_path_factory.mktemp("smoke")
+    first = genbench("run", "smoke", "--out", str(out))
+    second = genbench("run", "smoke", "--out", str(out))
+    return out, first, second
+
+
+def test_smoke_sweep_end_to_end(smoke_run):
+    out, first, _ = smoke_run
+    assert first.returncode == 0, first.stderr[-3000:]
+    df = read_results_frame(out / "smoke")
+    assert len(df) == 8 * 2  # one row per trial and milestone
+    assert set(df[schema.STATUS]) == {schema.STATUS_OK}
+    assert sorted(df.groupby(schema.TRIAL_ID)[schema.EPOCH].apply(tuple).unique()) == [(1, 2)]
+    assert (df[schema.IMAGES_PER_SEC] > 0).all() and (df[schema.STEP_TIME_P50_MS] > 0).all()
+    assert df[schema.TF_VERSION].str.startswith("2.21").all()
+    gans = df[df[schema.MODEL].isin(["dcgan", "cgan"])]
+    vaes = df[df[schema.MODEL].isin(["vae", "cvae"])]
+    assert gans[[schema.LOSS_G, schema.LOSS_D]].notna().all().all()
+    assert vaes[[schema.ELBO, schema.LOSS_RECON, schema.LOSS_KL]].notna().all().all()
+    assert (df[schema.PARAMS_TOTAL] > 0).all() and df[schema.HOSTNAME].notna().all()
+    for _, row in df.iterrows():
+        png = out / "smoke" / "trials" / row[schema.TRIAL_ID] / row[schema.SAMPLES_PNG]
+        with Image.open(png) as img:
+            assert img.width > 200 and img.height > 200
+    # The table at the end of the run names every trial.
+    assert all(t in first.stdout for t in df[schema.TRIAL_ID].unique())
+
+
+def test_rerun_skips_finished_trials(smoke_run):
+    out, first, second = smoke_run
+    assert second.returncode == 0, second.stderr[-3000:]
+    assert second.stderr.count("skipped (already ok)") == 8
+    df = read_results_frame(out / "smoke")
+    assert len(df) == 16  # nothing duplicated, nothing rewritten
+
+
+@pytest.fixture
+def broken_model(monkeypatch):
+    def build_broken(spec, lr, seed):
+        raise RuntimeError("this model always fails to build")
+
+    monkeypatch.setitem(MODELS._entries, "broken", build_broken)
+    monkeypatch.setitem(MODELS._tags, "broken", {"family": "gan", "conditional": False})
+
+
+def test_failing_trial_does_not_stop_the_sweep(broken_model, write_sweep, tmp_path, capsys):
+    sweep = write_sweep(SMALL.replace("[dcgan, vae]", "[broken, vae]").replace("[1, 2]", "[1]"))
+    assert main(["run", str(sweep), "--out", str(tmp_path), "--quiet"]) == 1
+    df = read_results_frame(tmp_path / "small")
+    by_model = df.set_index(schema.MODEL)
+    assert by_model.loc["broken", schema.STATUS] == schema.STATUS_FAILED
+    assert "always fails" in by_model.loc["broken", schema.ERROR]
+    assert by_model.loc["vae", schema.STATUS] == schema.STATUS_OK
+    failed_id = by_model.loc["broken", schema.TRIAL_ID]
+    assert "Traceback" in (tmp_path / "small" / "trials" / failed_id / "error.txt").read_text()
+    assert "1 of 2 trials failed" in capsys.readouterr().err
+
+
+def test_npz_dataset_sweep(write_sweep, tmp_path, data_dir):
+    from suite.data import read_idx
+
+    digits = read_idx(data_dir / "mnist" / "t10k-images-idx3-ubyte.gz")[:400, 6:22, 6:22]
+    npz = tmp_path / "crops.npz"
+    np.savez(npz, x=digits)  # 16x16, no labels
+    sweep = write_sweep(SMALL.replace("dataset: mnist", f"dataset: 'npz:{npz}'")
+                        .replace("[1, 2]", "[1]"))
+    assert main(["run", str(sweep), "--out", str(tmp_path / "out"), "--quiet"]) == 0
+    df = read_results_frame(tmp_path / "out" / "small")
+    assert len(df) == 2 and set(df[schema.STATUS]) == {"ok"}
+    assert set(df[schema.IMAGE_SHAPE]) == {"16x16x1"} and set(df[schema.N_TRAIN]) == {256}
+
+
+def test_killed_run_resumes_from_its_checkpoint(write_sweep, tmp_path):
+    sweep = write_sweep("""
+        name: resume
+        dataset: mnist
+        grid: {model: [vae], epochs: [1, 2, 3]}
+        fixed: {upsampling: nearest, latent_dim: 8, batch_size: 32, max_train_images: 1536}
+        eval: {n_samples: 200}
+    """)
+    out = tmp_path / "out"
+    proc = subprocess.Popen([sys.executable, "-m", "suite.cli", "run", str(sweep), "--out",
+                             str(out), "--quiet"], stdout=subprocess.DEVNULL,
+                            stderr=subprocess.DEVNULL, start_new_session=True)
+    checkpoints = list((out / "resume" / "trials").glob("*/checkpoint.npz")) if out.exists() else []
+    deadline = time.monotonic() + 300
+    while not checkpoints and time.monotonic() < deadline and proc.poll() is None:
+        time.sleep(0.2)
+        checkpoints = list(out.glob("resume/trials/*/checkpoint.npz"))
+    assert checkpoints, "no checkpoint appeared"
+    os.killpg(proc.pid, signal.SIGKILL)  # as a preempted job would be
+    proc.wait()
+    rows_before = read_results_frame(out / "resume")
+    assert len(rows_before) < 3
+    rerun = genbench("run", str(sweep), "--out", str(out), "--quiet")
+    assert rerun.returncode == 0, rerun.stderr[-3000:]
+    df = read_results_frame(out / "resume").sort_values(schema.EPOCH)
+    assert df[schema.EPOCH].tolist() == [1, 2, 3]  # each milestone exactly once
+    assert set(df[schema.STATUS]) == {"ok"}
+    final = df.iloc[-1]
+    assert final[schema.STEPS] == 3 * (1536 // 32)
+    assert final[schema.WARMUP_STEPS] == 4  # two processes, each traced its step again
