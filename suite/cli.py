@@ -128,6 +128,9 @@ def cmd_run(args: argparse.Namespace) -> int:
     from suite.spec import load_sweep
 
     sweep = load_sweep(args.sweep)
+    from suite.environment import configure_threads_from_env
+
+    configure_threads_from_env()  # before the first TensorFlow op
     options = {"timeline": True} if args.timeline else {}
     try:
         launcher = LAUNCHERS.get(args.launcher)(**options)

@@ -46,5 +46,21 @@ def describe_environment() -> dict[str, str]:
     }
 
 
+THREADS_ENV = "GENBENCH_INTRA_OP_THREADS"
+
+
+def configure_threads_from_env() -> None:
+    """Pin TensorFlow's intra-op pool to $GENBENCH_INTRA_OP_THREADS (benchmarks use 1).
+
+    Must run before TensorFlow executes its first op; a no-op when unset.
+    """
+    threads = os.environ.get(THREADS_ENV)
+    if threads:
+        import tensorflow as tf
+
+        tf.config.threading.set_intra_op_parallelism_threads(int(threads))
+        tf.config.threading.set_inter_op_parallelism_threads(1)
+
+
 def utc_timestamp() -> str:
     return datetime.now(UTC).isoformat(timespec="seconds")

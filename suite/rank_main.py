@@ -14,11 +14,11 @@ import os
 import sys
 from pathlib import Path
 
+from suite.environment import configure_threads_from_env
 from suite.spec import Trial
 from suite.worker import RunContext
 
 LAUNCH_FILE = "launch.json"
-THREADS_ENV = "GENBENCH_INTRA_OP_THREADS"  # pins TF's intra-op pool (benchmarks)
 
 
 def write_launch_file(path: Path, trial: Trial, ctx: RunContext) -> None:
@@ -44,11 +44,7 @@ def main(argv: list[str] | None = None) -> int:
     from suite.training.distributed import start_replicas
 
     replicas = start_replicas()  # before any TensorFlow op
-    if os.environ.get(THREADS_ENV):
-        import tensorflow as tf
-
-        tf.config.threading.set_intra_op_parallelism_threads(int(os.environ[THREADS_ENV]))
-        tf.config.threading.set_inter_op_parallelism_threads(1)
+    configure_threads_from_env()
     from suite.worker import run_trial
 
     trial, ctx = read_launch_file(Path(argv[0]))

@@ -1,0 +1,72 @@
+"""`genbench run` with workers [1, 2]: real Horovod ranks (Gloo) through the trainer."""
+
+from __future__ import annotations
+
+import importlib.util
+import re
+import subprocess
+import sys
+
+import pytest
+
+from suite import schema
+from suite.results import read_results_frame
+
+pytestmark = pytest.mark.skipif(importlib.util.find_spec("horovod") is None,
+                                reason="Horovod not installed: run tools/install-horovod.sh "
+                                       ".venv/bin/python (make install does)")
+
+SWEEP = """
+name: scaling
+dataset: mnist
+grid:
+  model: [dcgan]
+  workers: [1, 2]
+  epochs: [1, 2]
+fixed:
+  upsampling: nearest
+  latent_dim: 8
+  batch_size: 32
+  lr_scaling: linear
+  max_train_images: 512
+eval: {n_samples: 200}
+"""
+
+
+@pytest.fixture(scope="module")
+def scaling_run(tmp_path_factory):
+    tmp = tmp_path_factory.mktemp("hvd")
+    sweep = tmp / "scaling.yaml"
+    sweep.write_text(SWEEP)
+    out = tmp / "out"
+    proc = subprocess.run([sys.executable, "-m", "suite.cli", "run", str(sweep), "--out", str(out),
+                           "--quiet", "--timeline"], capture_output=True, text=True, timeout=900)
+    assert proc.returncode == 0, proc.stderr[-4000:]
+    return out / "scaling"
+
+
+def test_one_result_set_per_trial(scaling_run):
+    df = read_results_frame(scaling_run)
+    assert len(df) == 4  # 2 trials x 2 milestones, rank 0 writes alone
+    assert df.groupby(schema.WORKERS)[schema.EPOCH].apply(sorted).to_dict() == {1: [1, 2],
+                                                                                 2: [1, 2]}
+    two = df[df[schema.WORKERS] == 2].iloc[-1]
+    assert two[schema.GLOBAL_BATCH_SIZE] == 64 and two[schema.BATCH_SIZE] == 32
+    assert two[schema.LR_EFFECTIVE] == pytest.approx(2 * two[schema.LR])
+    assert two[schema.IMAGES_PER_SEC_PER_WORKER] == pytest.approx(two[schema.IMAGES_PER_SEC] / 2)
+    assert two[schema.N_TRAIN] == 512 and two[schema.STEPS] == 2 * (256 // 32)
+    assert set(df[schema.STATUS]) == {schema.STATUS_OK}
+
+
+def test_ranks_end_with_identical_weights(scaling_run):
+    two = read_results_frame(scaling_run).query("workers == 2").iloc[0]
+    log = (scaling_run / "trials" / two[schema.TRIAL_ID] / "worker.log").read_text()
+    digests = dict(re.findall(r"rank (\d)/2: trial \w+ ok weights=(\w+)", log))
+    assert set(digests) == {"0", "1"}, log[-2000:]
+    assert digests["0"] == digests["1"] != "-"
+
+
+def test_timeline_written(scaling_run):
+    two = read_results_frame(scaling_run).query("workers == 2").iloc[0]
+    timeline = scaling_run / "trials" / two[schema.TRIAL_ID] / "timeline.json"
+    assert "ALLREDUCE" in timeline.read_text()
