@@ -7,7 +7,9 @@ VENV   ?= .venv
 PY     := $(VENV)/bin/python
 # cpu (tensorflow-cpu) or gpu (tensorflow[and-cuda]); see setup.cfg
 TF     ?= cpu
-STAMP  := $(VENV)/.genbench-installed-$(TF)
+EXTRAS ?= $(TF),dev,ray,slurm
+comma  := ,
+STAMP  := $(VENV)/.genbench-installed-$(subst $(comma),-,$(EXTRAS))
 SWEEP  ?= smoke
 OUT    ?= results
 PYTEST_ARGS ?=
@@ -19,7 +21,7 @@ $(PY):
 	$(PY) -m pip install --quiet --upgrade pip
 
 $(STAMP): setup.cfg pyproject.toml | $(PY)
-	$(PY) -m pip install --quiet --editable '.[$(TF),dev]'
+	$(PY) -m pip install --quiet --editable '.[$(EXTRAS)]'
 	touch $@
 
 install: $(STAMP)
