@@ -1,0 +1,486 @@
+"""`write_report`: result directories in, report.md / report.html / report.tex out.
+
+The report is built once as a list of sections (text, tables, figures) and then
+rendered to each format. Figures are PNGs under `<out>/figures/`: report.md and
+report.tex link them relatively; report.html inlines them as base64 data URIs
+so the one file can be mailed or archived on its own.
+
+Missing data never crashes the report: a metric, plot or table without data is
+replaced by a sentence saying what is missing and why.
+"""
+
+from __future__ import annotations
+
+import base64
+import html
+import re
+import warnings
+from collections.abc import Sequence
+from dataclasses import dataclass, field
+from datetime import UTC, datetime
+from pathlib import Path
+
+import pandas as pd
+
+from analysis import plots
+from analysis.load import load_results
+from analysis.render import latex_escape, to_html, to_latex, to_markdown
+from analysis.tables import (
+    DESIGN_COLUMNS,
+    QUALITY_METRICS,
+    available_metrics,
+    best_config,
+    better_is_lower,
+    compare,
+    format_mean_std,
+    pareto_front,
+    scaling,
+    select_rows,
+    trial_overview,
+    upsampling_effect,
+    varying_columns,
+)
+from suite import schema
+
+FORMATS = {"md": "report.md", "html": "report.html", "latex": "report.tex"}
+FORMAT_ALIASES = {"markdown": "md", "tex": "latex", "htm": "html"}
+FIGURES_DIR = "figures"
+BASELINE = "transpose"
+TRAINING_CURVES = (schema.LOSS_G, schema.LOSS_D, schema.ELBO)
+MAX_MOSAICS = 8
+ERROR_CHARS = 80
+
+
+# --- the document model ------------------------------------------------------------------
+
+
+@dataclass
+class Text:
+    text: str  # `backticks` mark code
+
+
+@dataclass
+class Bullets:
+    items: list[str]
+
+
+@dataclass
+class Table:
+    df: pd.DataFrame
+    caption: str
+
+
+@dataclass
+class Image:
+    path: Path
+    caption: str
+
+
+@dataclass
+class Section:
+    title: str
+    blocks: list = field(default_factory=list)
+
+    def add(self, block) -> Section:
+        self.blocks.append(block)
+        return self
+
+
+def normalize_formats(formats: Sequence[str]) -> list[str]:
+    """["md", "html", "latex"] from user spellings; ValueError naming an unknown one."""
+    out = []
+    for f in formats:
+        f = FORMAT_ALIASES.get(f.strip().lower(), f.strip().lower())
+        if f not in FORMATS:
+            raise ValueError(f"unknown report format {f!r}; valid: {', '.join(FORMATS)}")
+        if f not in out:
+            out.append(f)
+    return out
+
+
+def write_report(dirs: Sequence[str | Path], out: Path,
+                 formats: Sequence[str] = ("md", "html")) -> list[Path]:
+    """Write the report for the results under `dirs` into `out`; return the report files.
+
+    `formats`: any of "md", "html", "latex". Figures go to `out/figures/`.
+    """
+    formats = normalize_formats(formats)
+    out = Path(out)
+    fig_dir = out / FIGURES_DIR
+    fig_dir.mkdir(parents=True, exist_ok=True)
+    for stale in fig_dir.glob("*.png"):  # figures of an earlier report into the same place
+        stale.unlink()
+    with warnings.catch_warnings(record=True) as caught:
+        warnings.simplefilter("always")
+        df = load_results(*dirs)
+    for w in caught:  # pass them on to the caller, and into the report
+        warnings.warn(w.message, w.category, stacklevel=2)
+    notes = [str(w.message) for w in caught]
+    sections = build_sections(df, [Path(d) for d in dirs], fig_dir, notes)
+    title = "genbench report"
+    written = []
+    for f in formats:
+        path = out / FORMATS[f]
+        text = {"md": render_markdown, "html": render_html, "latex": render_latex}[f](
+            title, sections, out)
+        path.write_text(text, encoding="utf-8")
+        written.append(path)
+    return written
+
+
+# --- content --------------------------------------------------------------------------------
+
+
+def build_sections(df: pd.DataFrame, dirs: list[Path], fig_dir: Path,
+                   notes: list[str]) -> list[Section]:
+    summary = Section("Summary")
+    summary.add(Text("Sources: " + ", ".join(f"`{d}`" for d in dirs) + "."))
+    if notes:
+        summary.add(Text("Skipped while loading:")).add(Bullets(notes))
+    if df.empty:
+        summary.add(Text("No result rows were found, so there is nothing to compare yet. "
+                         "Run a sweep first: `genbench run SWEEP --out DIR`."))
+        return [summary]
+    overview = trial_overview(df)
+    summary.add(Text(
+        f"{len(df)} rows from {len(overview)} trials in sweeps "
+        f"{_names(df[schema.SWEEP])}; datasets {_names(df[schema.DATASET])}; models "
+        f"{_names(df[schema.MODEL])}; upsampling {_names(df[schema.UPSAMPLING])}. "
+        "Tables use each trial's final epoch and status-ok rows; "
+        "values are mean ± std over seeds (sample std; a single seed shows the mean)."))
+    counts = overview[schema.STATUS].value_counts().rename_axis(schema.STATUS).rename("trials")
+    summary.add(Table(counts.to_frame(), "Trials by status"))
+
+    ok_final = select_rows(df, "final")
+    design = varying_columns(ok_final if len(ok_final) else df, DESIGN_COLUMNS)
+    rows = list(dict.fromkeys([schema.MODEL] + [c for c in design if c != schema.UPSAMPLING]))
+    quality = available_metrics(df, QUALITY_METRICS, at_epoch="final")
+    missing = [m for m in QUALITY_METRICS if m not in quality]
+
+    sections = [summary, _trials_section(overview, design)]
+    sections.append(_throughput_section(df, rows, fig_dir))
+    sections.append(_quality_section(df, rows, quality, missing, fig_dir))
+    sections.append(_curves_section(df, fig_dir))
+    sections.append(_best_section(df, quality))
+    sections.append(_effect_section(df, quality))
+    sections.append(_scaling_section(df, fig_dir))
+    sections.append(_pareto_section(df, quality, fig_dir))
+    sections.append(_samples_section(df, fig_dir))
+    return sections
+
+
+def _trials_section(overview: pd.DataFrame, design: list[str]) -> Section:
+    shown = [schema.TRIAL_ID]
+    if overview[schema.SWEEP].nunique() > 1:
+        shown.append(schema.SWEEP)
+    shown += list(dict.fromkeys([schema.MODEL, schema.UPSAMPLING, *design]))
+    if overview[schema.SEED].nunique() > 1:
+        shown.append(schema.SEED)
+    shown += ["epoch_reached", schema.EPOCHS, schema.STATUS, schema.IMAGES_PER_SEC]
+    table = overview[[c for c in dict.fromkeys(shown) if c in overview]].copy()
+    if overview[schema.ERROR].notna().any():
+        table[schema.ERROR] = overview[schema.ERROR].map(
+            lambda e: e if not isinstance(e, str) or len(e) <= ERROR_CHARS
+            else e[:ERROR_CHARS - 1] + "…")
+    return Section("Trials").add(Table(table, "Every trial: last epoch reached, status, "
+                                               "final-epoch throughput"))
+
+
+def _throughput_section(df: pd.DataFrame, rows: list[str], fig_dir: Path) -> Section:
+    section = Section("Throughput")
+    table = compare(df, rows, [schema.UPSAMPLING], schema.IMAGES_PER_SEC)
+    if table.empty:
+        return section.add(Text("No throughput values (no trial reached its final epoch)."))
+    section.add(Table(format_mean_std(table), "Training images/s (warm-up and evaluation "
+                                              "excluded), final epoch"))
+    _add_plot(section, lambda: plots.plot_throughput(df, fig_dir / "throughput.png"),
+              "Throughput by model and upsampling")
+    return section
+
+
+def _quality_section(df: pd.DataFrame, rows: list[str], quality: list[str],
+                     missing: list[str], fig_dir: Path) -> Section:
+    section = Section("Sample quality")
+    if not quality:
+        early = available_metrics(df, QUALITY_METRICS, at_epoch=None)
+        if early:
+            return section.add(Text(
+                "Quality metrics (" + ", ".join(f"`{m}`" for m in early) + ") exist only for "
+                "epochs before the final one: no trial with them reached its final epoch."))
+        return section.add(Text(
+            "No sample-quality metrics in these results: the columns "
+            + ", ".join(f"`{m}`" for m in QUALITY_METRICS)
+            + " are empty. They are filled by `suite.metrics` at each milestone; results "
+              "written before the metrics landed have none."))
+    for metric in quality:
+        direction = "lower" if better_is_lower(metric) else "higher"
+        table = compare(df, rows, [schema.UPSAMPLING], metric)
+        section.add(Table(format_mean_std(table),
+                          f"`{metric}` at the final epoch ({direction} is better)"))
+        _add_plot(section, lambda m=metric: plots.plot_metric_vs_epoch(
+            df, m, fig_dir / f"epochs_{m}.png"), f"`{metric}` against epoch")
+    if missing:
+        section.add(Text("No data for: " + ", ".join(f"`{m}`" for m in missing) + "."))
+    return section
+
+
+def _curves_section(df: pd.DataFrame, fig_dir: Path) -> Section:
+    section = Section("Training curves")
+    curves = available_metrics(df, TRAINING_CURVES)
+    if not curves:
+        return section.add(Text("No training losses recorded."))
+    section.add(Text("Training losses at each milestone (mean over seeds, band: ±std)."))
+    for metric in curves:
+        _add_plot(section, lambda m=metric: plots.plot_metric_vs_epoch(
+            df, m, fig_dir / f"curve_{m}.png"), f"`{metric}` against epoch")
+    return section
+
+
+def _best_section(df: pd.DataFrame, quality: list[str]) -> Section:
+    section = Section("Best configuration per model")
+    for metric in [*quality[:1], schema.IMAGES_PER_SEC]:
+        table = best_config(df, metric)
+        if table.empty:
+            continue
+        direction = "lowest" if table.attrs["lower_is_better"] else "highest"
+        section.add(Table(table, f"{direction} `{metric}` (mean over seeds) per model"))
+    if not section.blocks:
+        return section.add(Text("No status-ok rows at the final epoch to rank."))
+    if not quality:
+        section.add(Text("No quality metric, so configurations are ranked by throughput only."))
+    return section
+
+
+def _effect_section(df: pd.DataFrame, quality: list[str]) -> Section:
+    section = Section("Upsampling effect")
+    variants = set(df[schema.UPSAMPLING].dropna())
+    if BASELINE not in variants or len(variants) < 2:
+        return section.add(Text(
+            f"Needs `{BASELINE}` and at least one other upsampling variant; found "
+            f"{_names(df[schema.UPSAMPLING])}."))
+    section.add(Text(
+        f"Each variant against `{BASELINE}` on paired trials (same model, latent_dim, seed, "
+        "epoch and every other setting): mean difference (variant − baseline) of each metric, "
+        "and the geometric-mean ratio of images/s; 95% percentile-bootstrap intervals over "
+        "pairs (2000 resamples, seeded), blank with fewer than two pairs."))
+    pooled = upsampling_effect(df, quality, BASELINE)
+    if pooled.empty:
+        return section.add(Text("No paired trials found."))
+    section.add(Table(_format_effect(pooled), "All models pooled"))
+    if df[schema.MODEL].nunique() > 1:
+        per_model = upsampling_effect(df, quality, BASELINE, by=[schema.MODEL])
+        section.add(Table(_format_effect(per_model), "Per model"))
+    skipped = [m for m in pooled.attrs["skipped"] if m != schema.IMAGES_PER_SEC]
+    if skipped:
+        section.add(Text("No pairs with values for: " + ", ".join(f"`{m}`" for m in skipped)))
+    return section
+
+
+def _format_effect(table: pd.DataFrame) -> pd.DataFrame:
+    out = table.drop(columns=["baseline", "ci_low", "ci_high"]).copy()
+    out["95% CI"] = [
+        "" if pd.isna(lo) else f"[{lo:.4g}, {hi:.4g}]"
+        for lo, hi in zip(table["ci_low"], table["ci_high"], strict=True)]
+    return out
+
+
+def _scaling_section(df: pd.DataFrame, fig_dir: Path) -> Section:
+    section = Section("Scaling")
+    workers = sorted(select_rows(df, "final")[schema.WORKERS].dropna().unique())
+    if not workers:
+        return section.add(Text("No status-ok rows at the final epoch: no scaling table."))
+    if len(workers) < 2:
+        return section.add(Text(
+            f"All trials ran on {', '.join(map(str, workers)) or 'no'} worker(s): a scaling "
+            "table needs at least two worker counts."))
+    table = scaling(df)
+    keep = varying_columns(table, [c for c in table.columns if c in DESIGN_COLUMNS
+                                   and c != schema.WORKERS])
+    shown = [*keep, schema.WORKERS, schema.IMAGES_PER_SEC, "std", "n",
+             schema.IMAGES_PER_SEC_PER_WORKER, "speedup", "efficiency"]
+    section.add(Table(table[shown], "Images/s against workers; speed-up against 1 worker, "
+                                    "efficiency = speed-up / workers"))
+    _add_plot(section, lambda: plots.plot_scaling(df, fig_dir / "scaling.png"), "Scaling")
+    return section
+
+
+def _pareto_section(df: pd.DataFrame, quality: list[str], fig_dir: Path) -> Section:
+    section = Section("Quality against throughput")
+    if not quality:
+        return section.add(Text("No quality metric, so no Pareto front of quality against "
+                                "throughput."))
+    metric = quality[0]
+    lower = better_is_lower(metric)
+    for dataset in sorted(df[schema.DATASET].dropna().unique()):
+        sub = df[df[schema.DATASET] == dataset]
+        front = pareto_front(sub, metric, lower_is_better=lower)
+        if front.empty:
+            section.add(Text(f"{dataset}: no configuration has both `{metric}` and images/s."))
+            continue
+        section.add(Table(front.drop(columns="on_front"),
+                          f"{dataset}: Pareto front of `{metric}` against images/s"))
+        _add_plot(section, lambda s=sub, d=dataset: plots.plot_pareto(
+            s, metric, fig_dir / f"pareto_{_slug(d)}.png", lower_is_better=lower),
+            f"{dataset}: `{metric}` against images/s; red: Pareto front")
+    return section
+
+
+def _samples_section(df: pd.DataFrame, fig_dir: Path) -> Section:
+    section = Section("Samples")
+    final = select_rows(df, "final")
+    final = final[final[schema.SAMPLES_PNG].notna()]
+    if final.empty:
+        return section.add(Text("No sample grids at the final epoch."))
+    group_cols = [c for c in varying_columns(final, DESIGN_COLUMNS)
+                  if c not in (schema.MODEL, schema.UPSAMPLING)]
+    groups = list(final.groupby(group_cols, dropna=False, sort=True)) if group_cols \
+        else [((), final)]
+    section.add(Text("Final-epoch sample grids (rows: models, columns: upsampling; lowest seed)."))
+    for i, (key, sub) in enumerate(groups[:MAX_MOSAICS]):
+        key = key if isinstance(key, tuple) else (key,)
+        name = ", ".join(f"{c}={v}" for c, v in zip(group_cols, key, strict=True))
+        _add_plot(section, lambda s=sub, i=i, n=name: plots.plot_sample_mosaic(
+            s, fig_dir / f"samples_{i:02d}.png", title=n or None),
+            "Samples" + (f": {name}" if name else ""))
+    if len(groups) > MAX_MOSAICS:
+        section.add(Text(f"{len(groups) - MAX_MOSAICS} more configurations not shown "
+                         f"(at most {MAX_MOSAICS} mosaics)."))
+    return section
+
+
+def _add_plot(section: Section, make, caption: str) -> None:
+    try:
+        section.add(Image(make(), caption))
+    except plots.NoDataError as exc:
+        section.add(Text(f"{caption}: not plotted ({exc})."))
+
+
+def _names(values: pd.Series) -> str:
+    names = sorted(str(v) for v in values.dropna().unique())
+    return ", ".join(names) if names else "none"
+
+
+def _slug(text: str) -> str:
+    return re.sub(r"[^A-Za-z0-9_.-]+", "_", str(text)).strip("_") or "x"
+
+
+# --- renderers ---------------------------------------------------------------------------------
+
+
+def render_markdown(title: str, sections: list[Section], out: Path) -> str:
+    lines = [f"# {title}", "", f"Generated {_now()}.", ""]
+    for s in sections:
+        lines += [f"## {s.title}", ""]
+        for b in s.blocks:
+            if isinstance(b, Text):
+                lines += [b.text, ""]
+            elif isinstance(b, Bullets):
+                lines += [*(f"- {item}" for item in b.items), ""]
+            elif isinstance(b, Table):
+                lines += [f"**{b.caption}**", "", to_markdown(b.df)]
+            elif isinstance(b, Image):
+                rel = b.path.relative_to(out).as_posix()
+                lines += [f"![{_plain(b.caption)}]({rel})", "", f"*{b.caption}*", ""]
+    return "\n".join(lines)
+
+
+_CSS = """
+body { font-family: system-ui, sans-serif; margin: 2em auto; max-width: 80em; padding: 0 1em;
+       color: #222; }
+h1, h2 { font-weight: 600; } h2 { border-bottom: 1px solid #ccc; margin-top: 2em; }
+table.genbench { border-collapse: collapse; margin: 0.5em 0 1.5em; font-size: 0.9em; }
+table.genbench th, table.genbench td { padding: 0.25em 0.7em; border-bottom: 1px solid #ddd; }
+table.genbench th { border-bottom: 2px solid #888; text-align: left; }
+table.genbench td.num, table.genbench th.num { text-align: right;
+       font-variant-numeric: tabular-nums; }
+caption, .caption { font-weight: 600; text-align: left; margin: 0.5em 0; }
+figure { margin: 1em 0 2em; } figure img { max-width: 100%; height: auto; }
+figcaption { color: #555; font-size: 0.9em; }
+code { background: #f3f3f3; padding: 0 0.2em; }
+nav ul { columns: 2; }
+""".strip()
+
+
+def render_html(title: str, sections: list[Section], out: Path) -> str:
+    """One self-contained page: styles inline, images as data URIs, no external references."""
+    parts = ["<!DOCTYPE html>", '<html lang="en">', "<head>", '<meta charset="utf-8">',
+             f"<title>{html.escape(title)}</title>", f"<style>\n{_CSS}\n</style>", "</head>",
+             "<body>", f"<h1>{html.escape(title)}</h1>",
+             f"<p>Generated {html.escape(_now())}.</p>", "<nav><ul>"]
+    parts += [f'<li><a href="#s{i}">{html.escape(s.title)}</a></li>'
+              for i, s in enumerate(sections)]
+    parts.append("</ul></nav>")
+    for i, s in enumerate(sections):
+        parts.append(f'<section id="s{i}">')
+        parts.append(f"<h2>{html.escape(s.title)}</h2>")
+        for b in s.blocks:
+            if isinstance(b, Text):
+                parts.append(f"<p>{_html_inline(b.text)}</p>")
+            elif isinstance(b, Bullets):
+                parts.append("<ul>" + "".join(f"<li>{_html_inline(t)}</li>" for t in b.items)
+                             + "</ul>")
+            elif isinstance(b, Table):
+                parts.append(f'<p class="caption">{_html_inline(b.caption)}</p>')
+                parts.append(to_html(b.df))
+            elif isinstance(b, Image):
+                data = base64.b64encode(b.path.read_bytes()).decode("ascii")
+                parts.append(f'<figure><img src="data:image/png;base64,{data}" '
+                             f'alt="{html.escape(_plain(b.caption))}">'
+                             f"<figcaption>{_html_inline(b.caption)}</figcaption></figure>")
+        parts.append("</section>")
+    parts += ["</body>", "</html>", ""]
+    return "\n".join(parts)
+
+
+def render_latex(title: str, sections: list[Section], out: Path) -> str:
+    """A standalone article (booktabs + graphicx); figures linked relative to `out`."""
+    lines = [r"\documentclass{article}", r"\usepackage[margin=2cm]{geometry}",
+             r"\usepackage{booktabs}", r"\usepackage{graphicx}", r"\usepackage[T1]{fontenc}",
+             r"\usepackage[utf8]{inputenc}", r"\begin{document}",
+             rf"\section*{{{latex_escape(title)}}}", f"Generated {latex_escape(_now())}.", ""]
+    for s in sections:
+        lines += [rf"\subsection*{{{latex_escape(s.title)}}}", ""]
+        for b in s.blocks:
+            if isinstance(b, Text):
+                lines += [_latex_inline(b.text), ""]
+            elif isinstance(b, Bullets):
+                lines += [r"\begin{itemize}", *(rf"\item {_latex_inline(t)}" for t in b.items),
+                          r"\end{itemize}", ""]
+            elif isinstance(b, Table):
+                tabular = to_latex(b.df).rstrip("\n")
+                if len(b.df.columns) + b.df.index.nlevels > 6:
+                    tabular = "\\resizebox{\\linewidth}{!}{%\n" + tabular + "}"
+                lines += [r"\begin{table}[ht]", r"\centering", r"\small",
+                          rf"\textbf{{{_latex_inline(b.caption)}}}\par\medskip",
+                          tabular, r"\end{table}", ""]
+            elif isinstance(b, Image):
+                rel = b.path.relative_to(out).as_posix()
+                lines += [r"\begin{figure}[ht]", r"\centering",
+                          rf"\includegraphics[width=\linewidth,height=0.8\textheight,"
+                          rf"keepaspectratio]{{{rel}}}",
+                          rf"\caption{{{_latex_inline(b.caption)}}}", r"\end{figure}", ""]
+    lines += [r"\end{document}", ""]
+    return "\n".join(lines)
+
+
+_CODE = re.compile(r"`([^`]*)`")
+
+
+def _html_inline(text: str) -> str:
+    pieces = _CODE.split(text)
+    return "".join(f"<code>{html.escape(p)}</code>" if i % 2 else html.escape(p)
+                   for i, p in enumerate(pieces))
+
+
+def _latex_inline(text: str) -> str:
+    pieces = _CODE.split(text)
+    return "".join(rf"\texttt{{{latex_escape(p)}}}" if i % 2 else latex_escape(p)
+                   for i, p in enumerate(pieces))
+
+
+def _plain(text: str) -> str:
+    return text.replace("`", "").replace("[", "(").replace("]", ")")
+
+
+def _now() -> str:
+    return datetime.now(UTC).isoformat(timespec="seconds")
