@@ -12,11 +12,15 @@ variables (`'Variable' object has no attribute 'ref'`), see DESIGN.md.
 
 from __future__ import annotations
 
+import json
 import logging
 import os
+import re
 import shutil
+import socket
 import sys
-import warnings
+import time
+from collections.abc import Mapping
 from pathlib import Path
 from typing import Any
 
@@ -172,23 +176,25 @@ def _launched_size() -> int:
     return 1
 
 
-def start_replicas() -> Replicas:
+def start_replicas(rendezvous_dir: str | Path | None = None) -> Replicas:
     """Horovod when a launcher started several ranks, else one plain process.
 
     Deciding from the environment (not by calling `hvd.init()`) keeps
     single-process runs free of Horovod, and lets them run where it is not
-    installed.
+    installed. Inside an srun step of N > 1 tasks that no Horovod launcher set
+    up, the tasks rendezvous by themselves (`setup_horovod_from_slurm`) through
+    a small file in `rendezvous_dir`, which must be on a filesystem every node
+    of the job sees (genbench passes the trial directory).
     """
     if _launched_size() > 1:
         return HorovodReplicas.start()
-    slurm_tasks = os.environ.get("SLURM_STEP_NUM_TASKS", "1")
-    if slurm_tasks.isdigit() and int(slurm_tasks) > 1:
-        warnings.warn(
-            f"srun started {slurm_tasks} tasks but no Horovod rendezvous was set up "
-            "(HOROVOD_SIZE is unset): each task trains alone",
-            RuntimeWarning,
-            stacklevel=2,
-        )
+    if srun_step_size() > 1:
+        rendezvous_file = setup_horovod_from_slurm(rendezvous_dir)
+        replicas = HorovodReplicas.start()
+        # hvd.init() returned, so every rank has read the file: it has done its job.
+        if rendezvous_file is not None:
+            rendezvous_file.unlink(missing_ok=True)
+        return replicas
     return SingleReplica()
 
 
@@ -222,3 +228,192 @@ def _horovodrun_path() -> str:
         f"horovodrun not found next to {sys.executable} nor on PATH\n"
         f"  fix: tools/install-horovod.sh {sys.executable}"
     )
+
+
+# --- Horovod under srun, without horovodrun ----------------------------------------------
+#
+# A Slurm job step started by `srun -n N` already has N processes on the right
+# nodes; what they lack is horovodrun's rendezvous. The task with SLURM_PROCID 0
+# starts Horovod's own HTTP rendezvous server (the one horovodrun runs) with
+# the host plan built from the step's node list, and publishes its address in
+# a file on the shared filesystem; every task reads it, sets the HOROVOD_*
+# variables horovodrun would have set (Gloo controller and CPU operations),
+# and `hvd.init()` rendezvous there. No MPI or PMI is involved, so it works
+# with any Slurm MpiDefault and with the Gloo-only Horovod build.
+
+RENDEZVOUS_TIMEOUT_ENV = "GENBENCH_RENDEZVOUS_TIMEOUT"  # seconds non-zero ranks wait (300)
+GLOO_IFACE_ENV = "GENBENCH_GLOO_IFACE"  # network interface for Gloo (default: found by route)
+_GLOO_TIMEOUT_S = "120"  # Horovod's default 30 s is short when TF imports on busy cores
+_rendezvous_server: Any = None  # task 0 keeps the server alive for the whole process
+
+
+def srun_step_size(env: Mapping[str, str] = os.environ) -> int:
+    """Number of tasks of the srun job step this process is one of (1 outside srun).
+
+    Only srun sets SLURM_STEP_NUM_TASKS. The batch script of `sbatch --ntasks=N`
+    sees SLURM_NTASKS=N but is a single process, so SLURM_NTASKS counts only
+    where a step id is set too.
+    """
+    value = env.get("SLURM_STEP_NUM_TASKS", "")
+    if not value and env.get("SLURM_STEP_ID", "").isdigit():
+        value = env.get("SLURM_NTASKS", "")
+    return int(value) if value.isdigit() else 1
+
+
+def expand_hostlist(text: str) -> list[str]:
+    """Slurm's compressed host list, e.g. `gpu[01-03,7],login1` -> host names."""
+    items, depth, start = [], 0, 0
+    for i, ch in enumerate(text):
+        depth += {"[": 1, "]": -1}.get(ch, 0)
+        if ch == "," and depth == 0:
+            items.append(text[start:i])
+            start = i + 1
+    items.append(text[start:])
+    return [host for item in items if item.strip() for host in _expand_host_item(item.strip())]
+
+
+def _expand_host_item(item: str) -> list[str]:
+    match = re.match(r"^([^\[]*)\[([^\]]+)\](.*)$", item)
+    if not match:
+        return [item]
+    prefix, ranges, rest = match.groups()
+    tails = _expand_host_item(rest) if rest else [""]
+    hosts = []
+    for part in ranges.split(","):
+        low, _, high = part.partition("-")
+        for n in range(int(low), int(high or low) + 1):
+            hosts.extend(f"{prefix}{n:0{len(low)}d}{tail}" for tail in tails)
+    return hosts
+
+
+def expand_tasks_per_node(text: str) -> list[int]:
+    """Slurm's tasks-per-node list, e.g. `2(x3),1` -> [2, 2, 2, 1]."""
+    counts: list[int] = []
+    for part in text.split(","):
+        match = re.fullmatch(r"(\d+)(?:\(x(\d+)\))?", part.strip())
+        if not match:
+            raise ValueError(f"cannot parse tasks per node {text!r}")
+        counts += [int(match[1])] * int(match[2] or 1)
+    return counts
+
+
+def slurm_step_plan(env: Mapping[str, str] = os.environ) -> list:
+    """Horovod's host plan (one SlotInfo per rank) for the current srun step."""
+    from horovod.runner.common.util.hosts import HostInfo, get_host_assignments
+
+    nodes = expand_hostlist(env.get("SLURM_STEP_NODELIST") or env.get("SLURM_JOB_NODELIST", ""))
+    tasks = expand_tasks_per_node(env.get("SLURM_STEP_TASKS_PER_NODE")
+                                  or env.get("SLURM_TASKS_PER_NODE", ""))
+    if not nodes or len(nodes) != len(tasks):
+        raise RuntimeError(f"cannot match Slurm nodes {nodes} to tasks per node {tasks}")
+    size = srun_step_size(env)
+    if sum(tasks) != size:
+        raise RuntimeError(f"Slurm tasks per node {tasks} do not add up to {size} tasks")
+    return get_host_assignments([HostInfo(n, t) for n, t in zip(nodes, tasks, strict=True)], size)
+
+
+def slurm_rank_env(env: Mapping[str, str], addr: str, port: int, iface: str) -> dict[str, str]:
+    """The variables horovodrun would give this task, from its SLURM_* variables.
+
+    The rank comes from the plan (this node's slot with this task's local id), so
+    it agrees with the rendezvous server's scopes whatever srun's task distribution.
+    """
+    node = env.get("SLURMD_NODENAME") or socket.gethostname().split(".")[0]
+    local_id = int(env.get("SLURM_LOCALID", "0"))
+    plan = slurm_step_plan(env)
+    slots = [s for s in plan if s.hostname == node and s.local_rank == local_id]
+    if len(slots) != 1:
+        raise RuntimeError(f"node {node!r} local task {local_id} is not in the Slurm step's "
+                           f"plan {[(s.hostname, s.local_rank) for s in plan]}")
+    slot = slots[0]
+    return {
+        "HOROVOD_GLOO_RENDEZVOUS_ADDR": addr,
+        "HOROVOD_GLOO_RENDEZVOUS_PORT": str(port),
+        "HOROVOD_CONTROLLER": "gloo",
+        "HOROVOD_CPU_OPERATIONS": "gloo",
+        "HOROVOD_GLOO_IFACE": iface,
+        "HOROVOD_HOSTNAME": node,
+        "HOROVOD_RANK": str(slot.rank),
+        "HOROVOD_SIZE": str(slot.size),
+        "HOROVOD_LOCAL_RANK": str(slot.local_rank),
+        "HOROVOD_LOCAL_SIZE": str(slot.local_size),
+        "HOROVOD_CROSS_RANK": str(slot.cross_rank),
+        "HOROVOD_CROSS_SIZE": str(slot.cross_size),
+    }
+
+
+def rendezvous_file_path(directory: str | Path | None, env: Mapping[str, str] = os.environ) -> Path:
+    """Where task 0 publishes host:port: one name per job, step and requeue."""
+    if directory is None:
+        directory = Path(env.get("SLURM_SUBMIT_DIR", ".")) / ".genbench-rendezvous"
+    key = ".".join([env.get("SLURM_JOB_ID", "0"),
+                    env.get("SLURM_STEP_ID") or env.get("SLURM_STEPID", "0"),
+                    env.get("SLURM_RESTART_COUNT", "0")])
+    return Path(directory) / f".horovod-rendezvous-{key}.json"
+
+
+def setup_horovod_from_slurm(rendezvous_dir: str | Path | None = None) -> Path | None:
+    """Set this srun task's HOROVOD_* variables; task 0 starts the rendezvous server.
+
+    Returns the rendezvous file on task 0 (to delete once `hvd.init()` is done),
+    None on the other tasks.
+    """
+    global _rendezvous_server
+    env = os.environ
+    path = rendezvous_file_path(rendezvous_dir, env)
+    nodes = expand_hostlist(env.get("SLURM_STEP_NODELIST") or env.get("SLURM_JOB_NODELIST", ""))
+    if env.get("SLURM_PROCID", "0") == "0":
+        from horovod.runner.http.http_server import RendezvousServer
+
+        server = RendezvousServer()
+        port = server.start()
+        server.init(slurm_step_plan(env))
+        _rendezvous_server = server
+        addr = "127.0.0.1" if len(set(nodes)) <= 1 else _address_towards(
+            next(n for n in nodes if n != env.get("SLURMD_NODENAME")))
+        path.parent.mkdir(parents=True, exist_ok=True)
+        tmp = path.with_name(f"{path.name}.{os.getpid()}.tmp")
+        tmp.write_text(json.dumps({"addr": addr, "port": port}))
+        os.replace(tmp, path)  # readers never see half a file
+        written: Path | None = path
+    else:
+        addr, port = _wait_for_rendezvous(path)
+        written = None
+    iface = env.get(GLOO_IFACE_ENV) or _interface_of(_address_towards(addr))
+    os.environ.update(slurm_rank_env(env, addr, port, iface))
+    os.environ.setdefault("HOROVOD_GLOO_TIMEOUT_SECONDS", _GLOO_TIMEOUT_S)
+    log.info("srun task %s: Horovod rendezvous at %s:%s via %s", env.get("SLURM_PROCID"),
+             addr, port, iface)
+    return written
+
+
+def _wait_for_rendezvous(path: Path) -> tuple[str, int]:
+    timeout = float(os.environ.get(RENDEZVOUS_TIMEOUT_ENV, "300"))
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        try:
+            data = json.loads(path.read_text())
+            return str(data["addr"]), int(data["port"])
+        except (FileNotFoundError, ValueError, KeyError):
+            time.sleep(0.2)
+    raise RuntimeError(
+        f"srun task {os.environ.get('SLURM_PROCID')}: task 0 did not publish the Horovod "
+        f"rendezvous in {path} within {timeout:g} s (${RENDEZVOUS_TIMEOUT_ENV}); the directory "
+        "must be on a filesystem shared by all nodes of the job")
+
+
+def _address_towards(host: str) -> str:
+    """This host's IP address on the route to `host` (no packet is sent)."""
+    with socket.socket(socket.AF_INET, socket.SOCK_DGRAM) as s:
+        s.connect((host, 9))
+        return s.getsockname()[0]
+
+
+def _interface_of(address: str) -> str:
+    """The network interface that holds `address` (Gloo binds to an interface)."""
+    import psutil  # a Horovod dependency
+
+    for name, addrs in psutil.net_if_addrs().items():
+        if any(a.family == socket.AF_INET and a.address == address for a in addrs):
+            return name
+    raise RuntimeError(f"no network interface has address {address}; set ${GLOO_IFACE_ENV}")
