@@ -259,7 +259,8 @@ def _download_with_keras(name: str) -> Splits:
         (x_train, y_train), (x_test, y_test) = loader.load_data()
     finally:
         socket.setdefaulttimeout(previous)
-    return Splits(x_test=_with_channel(x_test), y_test=np.asarray(y_test).reshape(-1).astype(np.int64),
+    return Splits(x_test=_with_channel(x_test),
+                  y_test=np.asarray(y_test).reshape(-1).astype(np.int64),
                   x_train=_with_channel(x_train),
                   y_train=np.asarray(y_train).reshape(-1).astype(np.int64),
                   source=f"keras.datasets.{DATASETS.tags(name)['keras']}")
@@ -310,7 +311,8 @@ def load_dataset(name: str, data_dir: str | None = None) -> ImageData:
             splits = _download_or_explain(name, dirs)
         class_names = _class_names(name, splits.source)
     if splits.x_train is not None:
-        x_train, y_train, x_eval, y_eval = splits.x_train, splits.y_train, splits.x_test, splits.y_test
+        x_train, y_train = splits.x_train, splits.y_train
+        x_eval, y_eval = splits.x_test, splits.y_test
         train_split, eval_split = "train", "test"
         order = np.random.default_rng(SPLIT_SEED).permutation(len(x_train))
         x_train, y_train = x_train[order], None if y_train is None else y_train[order]

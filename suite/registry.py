@@ -4,7 +4,6 @@ feature backbones, launchers), so that an unknown name always lists the known on
 from __future__ import annotations
 
 import importlib
-
 from collections.abc import Callable, Iterator
 from typing import Generic, TypeVar
 

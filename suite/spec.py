@@ -253,7 +253,8 @@ def parse_sweep(raw: Any, source: str) -> SweepSpec:
                         f"use only: {', '.join(TOP_LEVEL_KEYS)} (axes go under grid or fixed)")
     name = raw.get("name")
     if not isinstance(name, str) or not NAME_PATTERN.match(name):
-        raise SpecError(source, "name", f"must be a plain name (letters, digits, _.-), got {name!r}",
+        raise SpecError(source, "name",
+                        f"must be a plain name (letters, digits, _.-), got {name!r}",
                         "add e.g. `name: my-sweep`; results go to <out>/<name>/")
     fixed = _mapping(raw.get("fixed", {}), source, "fixed")
     grids = _grids(raw.get("grid", {}), source)
@@ -278,7 +279,8 @@ def parse_sweep(raw: Any, source: str) -> SweepSpec:
         label = "grid" if len(grids) == 1 else f"grid[{g}]"
         for axis in grid:
             if axis in fixed:
-                raise SpecError(source, f"{label}.{axis}", "axis is in both grid and fixed (or top level)",
+                raise SpecError(source, f"{label}.{axis}",
+                                "axis is in both grid and fixed (or top level)",
                                 "keep it in one place")
         grid = {axis: _validate_values(axis, values, source, f"{label}.{axis}")
                 for axis, values in grid.items()}
@@ -293,7 +295,8 @@ def parse_sweep(raw: Any, source: str) -> SweepSpec:
                     point[axis] = default
             _check_point(point, source)
             points.append(point)
-    return SweepSpec(name=name, source=source, trials=tuple(_points_to_trials(points, name, eval_spec)),
+    trials = tuple(_points_to_trials(points, name, eval_spec))
+    return SweepSpec(name=name, source=source, trials=trials,
                      description=str(raw.get("description", "")))
 
 
@@ -301,7 +304,8 @@ def _mapping(value: Any, source: str, field: str) -> dict[str, Any]:
     if value is None:
         return {}
     if not isinstance(value, Mapping):
-        raise SpecError(source, field, f"must be a mapping (axis: value), got {type(value).__name__}")
+        raise SpecError(source, field,
+                        f"must be a mapping (axis: value), got {type(value).__name__}")
     return dict(value)
 
 

@@ -113,7 +113,8 @@ BAD_SWEEPS = {
                               "grid.model", "non-empty list"),
     "fixed value is a list": ("name: t\ndataset: mnist\nfixed: {model: [dcgan]}\n",
                               "fixed.model", "not a list"),
-    "axis in grid and fixed": ("name: t\ndataset: mnist\ngrid: {model: [vae]}\nfixed: {model: vae}\n",
+    "axis in grid and fixed": ("name: t\ndataset: mnist\ngrid: {model: [vae]}\n"
+                               "fixed: {model: vae}\n",
                                "grid.model", "both grid and fixed"),
     "bad name": ("name: 'my sweep!'\ndataset: mnist\nfixed: {model: vae}\n", "name", "plain name"),
     "malformed yaml": ("name: t\ngrid: {model: [dcgan\n", "line", "malformed YAML"),
