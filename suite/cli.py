@@ -36,12 +36,22 @@ def build_parser() -> argparse.ArgumentParser:
     run.add_argument("sweep", help="sweep YAML file or built-in name")
     run.add_argument("--out", default=DEFAULT_OUT, help="results root (default: results/)")
     run.add_argument("--data-dir", help="directory with the datasets' original files")
-    run.add_argument("--launcher", default="local", help="local (default)")
+    run.add_argument("--launcher", default="local",
+                     help="local (default) or ray (Ray Tune; embedded unless --address)")
     run.add_argument("--trial-index", type=int, action="append",
                      help="run only the trial(s) with this index (see `genbench plan`)")
     run.add_argument("--quiet", action="store_true", help="no progress display")
     run.add_argument("--timeline", action="store_true",
                      help="write a Horovod timeline for multi-worker trials (local launcher)")
+    ray = run.add_argument_group("Ray launcher (--launcher ray)")
+    ray.add_argument("--address", help="join this Ray cluster (e.g. auto); default: embedded Ray")
+    ray.add_argument("--max-concurrent", type=int, metavar="K", help="at most K trials at once")
+    ray.add_argument("--cpus-per-worker", type=float, metavar="C", help="CPUs per worker (1)")
+    ray.add_argument("--gpus-per-worker", type=float, metavar="G", help="GPUs per worker (0)")
+    ray.add_argument("--max-failures", type=int, metavar="F",
+                     help="retries of a failing trial before it is recorded failed (1)")
+    ray.add_argument("--dashboard", action="store_true",
+                     help="start the Ray dashboard on 127.0.0.1 (embedded Ray)")
 
     show = sub.add_parser("show", help="print a results table")
     show.add_argument("dirs", nargs="+", help="sweep directories (e.g. results/smoke)")
@@ -121,6 +131,17 @@ def select_trials(sweep, indices: list[int] | None):
     return [t for t in sweep.trials if t.index in set(indices)]
 
 
+# Flags that become launcher options (same names). Only flags given are passed on, so
+# a launcher rejects a flag meant for another one, listing its own valid options.
+LAUNCHER_OPTIONS = ("timeline", "address", "max_concurrent", "cpus_per_worker",
+                    "gpus_per_worker", "max_failures", "dashboard")
+
+
+def launcher_options(args: argparse.Namespace) -> dict:
+    values = {name: getattr(args, name, None) for name in LAUNCHER_OPTIONS}
+    return {k: v for k, v in values.items() if v is not None and v is not False}
+
+
 def cmd_run(args: argparse.Namespace) -> int:
     from suite.launchers import LAUNCHERS
     from suite.registry import UnknownNameError
@@ -131,7 +152,7 @@ def cmd_run(args: argparse.Namespace) -> int:
     from suite.environment import configure_threads_from_env
 
     configure_threads_from_env()  # before the first TensorFlow op
-    options = {"timeline": True} if args.timeline else {}
+    options = launcher_options(args)
     try:
         launcher = LAUNCHERS.get(args.launcher)(**options)
     except UnknownNameError as exc:

@@ -7,3 +7,4 @@ from suite.registry import Registry
 
 LAUNCHERS: Registry = Registry("launcher")
 LAUNCHERS.add("local", "suite.launchers.local:LocalLauncher")
+LAUNCHERS.add("ray", "suite.launchers.ray_tune:RayTuneLauncher")

@@ -32,6 +32,7 @@ __all__ = [
     "Replicas",
     "SingleReplica",
     "horovodrun_command",
+    "run_ranks_on_ray",
     "start_replicas",
 ]
 
@@ -228,6 +229,44 @@ def _horovodrun_path() -> str:
         f"horovodrun not found next to {sys.executable} nor on PATH\n"
         f"  fix: tools/install-horovod.sh {sys.executable}"
     )
+
+
+def run_ranks_on_ray(fn: Any, args: tuple = (), *, num_workers: int, cpus_per_worker: float = 1,
+                     gpus_per_worker: float = 0, start_timeout_s: int = 60,
+                     poll: Any = None, poll_interval_s: float = 1.0) -> list:
+    """Run `fn(*args)` as `num_workers` Horovod ranks, one Ray actor each; rank order results.
+
+    Uses `horovod.ray.RayExecutor` (Ray 2.60's Train V2 no longer runs HorovodTrainer).
+    Called inside a Ray task or actor that holds a placement group (a Tune trial), the
+    rank actors take that group's bundles; elsewhere RayExecutor reserves its own.
+    Each actor finds HOROVOD_RANK/SIZE/LOCAL_* and the Gloo rendezvous in its
+    environment, so `fn` calls `start_replicas()` before any TensorFlow op.
+    `poll()` runs every `poll_interval_s` while the ranks work (e.g. to forward
+    progress). If one rank raises or its actor dies, the others are killed (they
+    would wait in a collective for ever) and the error is raised here.
+    """
+    import ray
+    from horovod.ray import RayExecutor
+
+    executor = RayExecutor(RayExecutor.create_settings(timeout_s=start_timeout_s),
+                           num_workers=num_workers, cpus_per_worker=cpus_per_worker,
+                           use_gpu=gpus_per_worker > 0, gpus_per_worker=gpus_per_worker or None)
+    executor.start()
+    try:
+        refs = executor.run_remote(fn, args=list(args))
+        pending = list(refs)
+        while pending:
+            done, pending = ray.wait(pending, num_returns=1, timeout=poll_interval_s)
+            for ref in done:
+                ray.get(ref)  # re-raises the rank's error at once
+            if poll is not None:
+                poll()
+        return ray.get(refs)
+    finally:
+        # RayExecutor.shutdown drops its handles but does not stop running actors.
+        for actor in getattr(getattr(executor, "adapter", None), "workers", None) or []:
+            ray.kill(actor)
+        executor.shutdown()
 
 
 # --- Horovod under srun, without horovodrun ----------------------------------------------

@@ -1,0 +1,382 @@
+"""Ray Tune launcher: every trial of the sweep is one Tune trial, on embedded Ray or a cluster.
+
+The Tune search space is a grid over genbench's own trial list (the trials' indices),
+never a second grid definition. Each Tune trial reserves a placement group:
+
+    workers == 1   [{CPU: c, GPU: g}]                 the trainable runs `run_trial` itself
+    workers == N   [{}] + N x [{CPU: c, GPU: g}]      the trainable (no resources of its
+                                                      own) runs N Horovod ranks as Ray
+                                                      actors (horovod.ray.RayExecutor)
+                                                      in the N bundles
+
+Results go to the same parquet store as the local launcher (rank 0 writes under
+--out, which must be a shared filesystem on a cluster); per-epoch losses are also
+reported to Tune, whose own files live under <out>/<sweep>/ray/. The store, not
+Tune's experiment state, decides what is left to do: a re-run starts a fresh Tune
+experiment in which finished trials are skipped and interrupted ones resume from
+their epoch checkpoint (Tuner.restore is not meant for a changed trial selection).
+
+A failing trial raises in the trainable (after run_trial recorded it `failed`), so
+Tune retries it up to `max_failures` times; the last attempt's `failed` row stays.
+
+Only this module (and the Horovod glue in suite.training.distributed) imports Ray.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import dataclasses
+import importlib
+import logging
+import os
+import sys
+import time
+import traceback
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+from suite import schema
+from suite.environment import THREADS_ENV, configure_threads_from_env
+from suite.errors import GenbenchError, SpecError
+from suite.events import (
+    EPOCH_END,
+    TRIAL_END,
+    TRIAL_SKIP,
+    TRIAL_START,
+    Event,
+    EventSink,
+    ignore_event,
+)
+from suite.launchers.base import Launcher
+from suite.results import RESULT_FILE, is_finished, read_rows, sweep_dir, trial_dir, trial_state
+from suite.spec import Trial
+from suite.worker import RunContext, TrialResult, record_failure, run_trial, trial_label
+
+RAY_EXTRA = "pip install 'genbench[ray]'"
+TRIAL_KEY = "genbench_trial_index"  # the one axis of the Tune grid
+LOSSES_KEY = "losses"  # Tune result: {"epoch": 3, "losses": {"loss_g": ...}} ("losses/loss_g")
+TUNE_DIR = "ray"  # <out>/<sweep>/ray/<experiment>/: Tune's own results and logs
+# Forwarded to every Ray worker: on a cluster they do not inherit this shell's environment.
+FORWARDED_ENV_PREFIXES = ("GENBENCH_", "TF_CPP_", "KERAS_")
+
+
+@dataclasses.dataclass(frozen=True)
+class RayTuneOptions:
+    address: str | None = None  # join this cluster ("auto", "HOST:6379"); None: embedded Ray
+    max_concurrent: int | None = None  # at most this many trials at once; None: as resources allow
+    cpus_per_worker: float = 1.0  # CPUs reserved per worker (one bundle per Horovod rank)
+    gpus_per_worker: float = 0.0
+    max_failures: int = 1  # Tune retries of a failing trial before it is recorded `failed`
+    dashboard: bool = False  # embedded Ray only: start the dashboard, bound to 127.0.0.1
+
+    def __post_init__(self) -> None:
+        where = "--launcher ray"
+        if self.max_concurrent is not None and self.max_concurrent < 1:
+            raise SpecError(where, "max_concurrent", f"must be >= 1, got {self.max_concurrent}")
+        if not self.cpus_per_worker > 0:
+            raise SpecError(where, "cpus_per_worker", f"must be > 0, got {self.cpus_per_worker}")
+        if self.gpus_per_worker < 0:
+            raise SpecError(where, "gpus_per_worker", f"must be >= 0, got {self.gpus_per_worker}")
+        if self.max_failures < 0:
+            raise SpecError(where, "max_failures", f"must be >= 0, got {self.max_failures}")
+        if self.dashboard and self.address:
+            raise SpecError(where, "dashboard", "a joined cluster runs its own dashboard",
+                            "start it with the head: `ray start --head --include-dashboard=true`")
+
+
+def require_ray() -> Any:
+    """Import Ray Tune, or explain which extra installs it."""
+    try:
+        importlib.import_module("ray.tune")
+    except ImportError as exc:
+        raise GenbenchError(f"the ray launcher needs Ray Tune, which is not installed ({exc})\n"
+                            f"  fix: {RAY_EXTRA}") from None
+    return importlib.import_module("ray")
+
+
+def placement_bundles(workers: int, cpus: float, gpus: float) -> list[dict[str, float]]:
+    """One bundle per worker; several workers add an empty head bundle for the trainable,
+    which only waits for its rank actors (so N workers fit exactly N x cpus)."""
+    bundle = {"CPU": cpus, **({"GPU": gpus} if gpus else {})}
+    return [dict(bundle)] if workers == 1 else [{}] + [dict(bundle) for _ in range(workers)]
+
+
+def embedded_num_cpus() -> int:
+    """The cores this process may use (its affinity honours cpusets, e.g. a Slurm allocation)."""
+    try:
+        return len(os.sched_getaffinity(0))
+    except AttributeError:  # not Linux
+        return os.cpu_count() or 1
+
+
+class RayTuneLauncher(Launcher):
+    name = "ray"
+    options_type = RayTuneOptions
+
+    def __init__(self, **options: Any) -> None:
+        super().__init__(**options)
+        require_ray()
+
+    def _launch(self, trials: list[Trial], ctx: RunContext,
+                on_event: EventSink) -> list[TrialResult]:
+        # Tune trials run with another working directory, possibly on another host.
+        ctx = dataclasses.replace(ctx, out=Path(ctx.out).resolve(), data_dir=(
+            str(Path(ctx.data_dir).resolve()) if ctx.data_dir else ctx.data_dir))
+        results: dict[str, TrialResult] = {}
+        todo: list[Trial] = []
+        for t in trials:
+            state = trial_state(trial_dir(ctx.out, t.sweep, t.trial_id), t.milestones)
+            if is_finished(state):  # no Ray actor needed to skip it
+                on_event(Event(TRIAL_SKIP, t.trial_id, trial_label(t), status=state))
+                results[t.trial_id] = TrialResult(t.trial_id, state, skipped=True)
+            else:
+                todo.append(t)
+        if todo:
+            with self._ray_connection():
+                results.update(self._tune(todo, ctx, on_event))
+        return [results[t.trial_id] for t in trials]
+
+    @contextlib.contextmanager
+    def _ray_connection(self) -> Iterator[None]:
+        """Join --address, or start Ray on this machine; reuse a connection the caller made."""
+        ray = require_ray()
+        if ray.is_initialized():
+            yield
+            return
+        env = {k: v for k, v in os.environ.items() if k.startswith(FORWARDED_ENV_PREFIXES)}
+        common = dict(log_to_driver=False, logging_level=logging.WARNING,
+                      runtime_env={"env_vars": env} if env else None)
+        if self.options.address:
+            ray.init(address=self.options.address, **common)
+        else:  # address="local": a new Ray even if `ray start` runs on this machine
+            ray.init(address="local", num_cpus=embedded_num_cpus(),
+                     include_dashboard=self.options.dashboard, dashboard_host="127.0.0.1",
+                     **common)
+        try:
+            yield
+        finally:
+            ray.shutdown()
+
+    def _tune(self, trials: list[Trial], ctx: RunContext,
+              on_event: EventSink) -> dict[str, TrialResult]:
+        from ray import tune
+
+        opts = self.options
+        by_index = {t.index: t for t in trials}
+        bridge = _event_bridge(by_index, ctx, on_event)
+
+        def resources(config: dict) -> tune.PlacementGroupFactory:
+            workers = by_index[config[TRIAL_KEY]].workers
+            return tune.PlacementGroupFactory(
+                placement_bundles(workers, opts.cpus_per_worker, opts.gpus_per_worker),
+                strategy="PACK")
+
+        def dirname(tune_trial) -> str:
+            t = by_index[tune_trial.config[TRIAL_KEY]]
+            return f"{t.index:04d}-{t.trial_id}"
+
+        trainable = tune.with_resources(
+            tune.with_parameters(tune_trainable, trials=by_index, ctx=ctx,
+                                 cpus_per_worker=opts.cpus_per_worker,
+                                 gpus_per_worker=opts.gpus_per_worker),
+            resources=resources)
+        storage = sweep_dir(ctx.out, trials[0].sweep) / TUNE_DIR
+        tuner = tune.Tuner(
+            trainable,
+            param_space={TRIAL_KEY: tune.grid_search(sorted(by_index))},
+            tune_config=tune.TuneConfig(max_concurrent_trials=opts.max_concurrent,
+                                        reuse_actors=False,  # fresh TensorFlow per trial
+                                        trial_name_creator=dirname,
+                                        trial_dirname_creator=dirname),
+            run_config=tune.RunConfig(
+                storage_path=str(storage),
+                name=time.strftime("tune-%Y%m%d-%H%M%S"),
+                failure_config=tune.FailureConfig(max_failures=opts.max_failures),
+                callbacks=[bridge], verbose=0))
+        with contextlib.redirect_stdout(sys.stderr):  # Tune's banner; stdout is for the table
+            grid = tuner.fit()
+        if grid.num_errors + grid.num_terminated < len(trials):
+            raise KeyboardInterrupt  # Tune stopped early (Ctrl-C): the CLI says how to resume
+        for result in grid:  # trials whose end the callback did not see
+            t = by_index[result.config[TRIAL_KEY]]
+            if t.trial_id not in bridge.outcomes:
+                error = f"{type(result.error).__name__}: {result.error}" if result.error else ""
+                bridge.outcomes[t.trial_id] = trial_outcome(t, ctx, error)
+        return bridge.outcomes
+
+
+def trial_outcome(trial: Trial, ctx: RunContext, tune_error: str = "") -> TrialResult:
+    """What the store says about a trial Tune has finished with.
+
+    A trial that ended unfinished without a `failed` row (its process died) is
+    recorded `failed` with Tune's error.
+    """
+    directory = trial_dir(ctx.out, trial.sweep, trial.trial_id)
+    state = trial_state(directory, trial.milestones)
+    if is_finished(state):
+        return TrialResult(trial.trial_id, state)
+    failed = [r for r in read_rows(directory / RESULT_FILE)
+              if r[schema.STATUS] == schema.STATUS_FAILED]
+    if failed:
+        return TrialResult(trial.trial_id, schema.STATUS_FAILED, error=failed[-1][schema.ERROR])
+    error = tune_error or "the Ray Tune trial ended before the trial finished"
+    record_failure(trial, ctx, error)
+    return TrialResult(trial.trial_id, schema.STATUS_FAILED, error=error)
+
+
+def _event_bridge(by_index: dict[int, Trial], ctx: RunContext, on_event: EventSink):
+    """A Tune callback (in the driver) that turns Tune's trial events into genbench Events.
+
+    Front ends such as RichProgress show one running trial at a time, as the local
+    launcher runs them; with concurrent Tune trials the bridge shows one (its start
+    and epochs), reports every end, and after an end shows another running trial.
+    """
+    from ray import tune
+
+    class EventBridge(tune.Callback):
+        def __init__(self) -> None:
+            self.running: dict[str, Event | None] = {}  # trial_id -> its last epoch event
+            self.shown: str | None = None
+            self.outcomes: dict[str, TrialResult] = {}
+
+        def __reduce__(self):
+            # Tuner pickles its run config (for Tuner.restore, unused here); the live sink
+            # (e.g. a rich console) does not pickle, and a copy has nobody to tell.
+            return (_event_bridge, (by_index, ctx, ignore_event))
+
+        def _show(self, trial_id: str) -> None:
+            self.shown = trial_id
+            t = next(t for t in by_index.values() if t.trial_id == trial_id)
+            on_event(Event(TRIAL_START, t.trial_id, trial_label(t), epochs=t.epochs))
+            if self.running[trial_id] is not None:
+                on_event(self.running[trial_id])
+
+        def on_trial_start(self, iteration, trials, trial, **info) -> None:
+            t = by_index[trial.config[TRIAL_KEY]]
+            if t.trial_id in self.running:  # a retry starts the same trial again
+                return
+            self.running[t.trial_id] = None
+            if self.shown is None:
+                self._show(t.trial_id)
+
+        def on_trial_result(self, iteration, trials, trial, result, **info) -> None:
+            t = by_index[trial.config[TRIAL_KEY]]
+            losses = {k: float(v) for k, v in result.get(LOSSES_KEY, {}).items()}
+            event = Event(EPOCH_END, t.trial_id, trial_label(t), epoch=int(result["epoch"]),
+                          epochs=t.epochs, losses=losses)
+            self.running[t.trial_id] = event
+            if self.shown == t.trial_id:
+                on_event(event)
+
+        def _end(self, trial, error: str) -> None:
+            t = by_index[trial.config[TRIAL_KEY]]
+            outcome = trial_outcome(t, ctx, error)
+            self.outcomes[t.trial_id] = outcome
+            self.running.pop(t.trial_id, None)
+            on_event(Event(TRIAL_END, t.trial_id, trial_label(t),
+                           epoch=t.epochs if outcome.status == schema.STATUS_OK else 0,
+                           epochs=t.epochs, status=outcome.status, message=outcome.error))
+            self.shown = None  # the front end closed the trial it was showing
+            if self.running:
+                self._show(next(iter(self.running)))
+
+        def on_trial_complete(self, iteration, trials, trial, **info) -> None:
+            self._end(trial, "")
+
+        def on_trial_error(self, iteration, trials, trial, **info) -> None:
+            self._end(trial, f"Ray Tune trial {trial.trial_id} errored; see {trial.path}")
+
+    return EventBridge()
+
+
+# --- in the Tune trial's process ---------------------------------------------------------
+
+
+class TrialFailedError(RuntimeError):
+    """Raised by the trainable so that Tune retries the trial (it is already recorded)."""
+
+
+class RankFailedError(RuntimeError):
+    """Raised by a Horovod rank whose run_trial failed; `recorded` if it wrote the row."""
+
+    def __init__(self, message: str, recorded: bool) -> None:
+        super().__init__(message)
+        self.recorded = recorded
+
+    def __reduce__(self):  # keep `recorded` across Ray's pickling
+        return (RankFailedError, (str(self), self.recorded))
+
+
+def report_epoch(event: Event) -> None:
+    """EventSink: per-epoch losses to Tune (so Tune's loggers and tools see them)."""
+    if event.kind != EPOCH_END:
+        return
+    from ray import tune
+
+    tune.report({"epoch": event.epoch, "epochs": event.epochs,
+                 "genbench_trial_id": event.trial_id, LOSSES_KEY: dict(event.losses)})
+
+
+def tune_trainable(config: dict, *, trials: dict[int, Trial], ctx: RunContext,
+                   cpus_per_worker: float, gpus_per_worker: float) -> None:
+    """Tune's function trainable: one genbench trial; raises when it failed, so Tune retries."""
+    trial = trials[config[TRIAL_KEY]]
+    if trial.workers == 1:
+        # TensorFlow's pool sized to the reservation, before its first op.
+        os.environ.setdefault(THREADS_ENV, str(max(1, int(cpus_per_worker))))
+        configure_threads_from_env()
+        result = run_trial(trial, ctx, on_event=report_epoch)
+    else:
+        result = _run_ranks(trial, ctx, cpus_per_worker, gpus_per_worker)
+    if result.status == schema.STATUS_FAILED:
+        raise TrialFailedError(f"trial {trial.trial_id} failed: {result.error}")
+
+
+def _run_ranks(trial: Trial, ctx: RunContext, cpus: float, gpus: float) -> TrialResult:
+    """The trial's Horovod ranks as Ray actors in this Tune trial's bundles; rank 0 writes."""
+    from ray.util.queue import Empty, Queue
+
+    from suite.training.distributed import run_ranks_on_ray
+
+    events = Queue(actor_options={"num_cpus": 0})  # rank 0's epoch events, to Tune from here
+
+    def forward_events() -> None:
+        while True:
+            try:
+                report_epoch(events.get_nowait())
+            except Empty:
+                return
+
+    try:
+        results = run_ranks_on_ray(rank_main, (trial, ctx, events), num_workers=trial.workers,
+                                   cpus_per_worker=cpus, gpus_per_worker=gpus,
+                                   poll=forward_events)
+        forward_events()
+        return results[0]
+    except Exception as exc:
+        cause = getattr(exc, "cause", None) or exc  # a RayTaskError wraps the rank's error
+        error = f"{type(cause).__name__}: {cause}"
+        if not (isinstance(cause, RankFailedError) and cause.recorded):
+            record_failure(trial, ctx, error, traceback.format_exc())
+        return TrialResult(trial.trial_id, schema.STATUS_FAILED, error=error)
+    finally:
+        events.shutdown()
+
+
+def rank_main(trial: Trial, ctx: RunContext, events: Any) -> TrialResult:
+    """One Horovod rank in a RayExecutor actor (the Ray twin of suite.rank_main)."""
+    from suite.training.distributed import start_replicas
+
+    replicas = start_replicas()  # Horovod, from the env RayExecutor set; before any TF op
+    configure_threads_from_env()
+    rank0 = replicas.info.rank == 0
+
+    def sink(event: Event) -> None:
+        if rank0 and event.kind == EPOCH_END:
+            events.put(event)
+
+    result = run_trial(trial, ctx, replicas=replicas, on_event=sink)
+    if result.status == schema.STATUS_FAILED:  # raise, so the other ranks are stopped
+        raise RankFailedError(result.error, recorded=rank0)
+    return result
