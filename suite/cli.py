@@ -1,4 +1,4 @@
-"""genbench command line: plan | run | show | report.
+"""genbench command line: plan | run | submit | status | show | report.
 
 User errors (bad sweep files, missing data, unknown names) print one message
 naming the file, the field and a fix, exit with code 2, and start nothing.
@@ -31,6 +31,9 @@ def build_parser() -> argparse.ArgumentParser:
 
     plan = sub.add_parser("plan", help="print the trials a sweep expands to")
     plan.add_argument("sweep", help="sweep YAML file or built-in name (smoke, seed-study)")
+    plan.add_argument("--trial-index", type=int, help="only the trial with this index")
+    plan.add_argument("--field", help="print only this field of the trial(s), one per line "
+                                      "(e.g. workers: slurm/sweep.sbatch sizes its srun with it)")
 
     run = sub.add_parser("run", help="run a sweep (local launcher by default)")
     run.add_argument("sweep", help="sweep YAML file or built-in name")
@@ -61,6 +64,32 @@ def build_parser() -> argparse.ArgumentParser:
     report.add_argument("--out", default="report", help="report directory (default: report/)")
     report.add_argument("--format", default="md,html",
                         help="comma-separated: md, html, latex (default: md,html)")
+    submit = sub.add_parser("submit", help="submit a sweep to Slurm (one job-array task per "
+                                           "trial, via submitit) and return at once")
+    submit.add_argument("sweep", help="sweep YAML file or built-in name")
+    submit.add_argument("--partition", required=True, help="Slurm partition")
+    submit.add_argument("--time", type=int, default=60, metavar="MIN",
+                        help="time limit per trial job, minutes (default 60); a trial that hits "
+                             "it is requeued and resumes from its last epoch")
+    submit.add_argument("--gpus-per-worker", type=int, default=0, metavar="G")
+    submit.add_argument("--cpus-per-worker", type=int, default=1, metavar="C")
+    submit.add_argument("--workers-per-node", type=int, metavar="W",
+                        help="Horovod ranks per node (default: all of a trial's on one node)")
+    submit.add_argument("--array-parallelism", type=int, default=64, metavar="K",
+                        help="array tasks running at once (default 64)")
+    submit.add_argument("--account", help="Slurm account")
+    submit.add_argument("--qos", help="Slurm quality of service")
+    submit.add_argument("--mem-gb", type=float, metavar="M", help="memory per node, GB")
+    submit.add_argument("--setup", action="append", metavar="CMD",
+                        help="shell line run in the job before the trial (repeatable), "
+                             "e.g. 'module load cuda'")
+    submit.add_argument("--trial-index", type=int, action="append",
+                        help="submit only the trial(s) with this index")
+    submit.add_argument("--out", default=DEFAULT_OUT, help="results root (default: results/)")
+    submit.add_argument("--data-dir", help="directory with the datasets' original files")
+
+    status = sub.add_parser("status", help="each trial's state: results store and Slurm")
+    status.add_argument("dirs", nargs="+", help="sweep directories (e.g. results/smoke)")
     return parser
 
 
@@ -78,17 +107,28 @@ def main(argv: Sequence[str] | None = None) -> int:
 
 
 def cmd_plan(args: argparse.Namespace) -> int:
+    import dataclasses
+
     from rich.console import Console
     from rich.table import Table
 
-    from suite.spec import load_sweep
+    from suite.spec import Trial, load_sweep
 
     sweep = load_sweep(args.sweep)
+    trials = select_trials(sweep, None if args.trial_index is None else [args.trial_index])
+    if args.field:
+        fields = ["trial_id", *(f.name for f in dataclasses.fields(Trial))]
+        if args.field not in fields:
+            raise SpecError("command line", "--field", f"unknown field {args.field!r}",
+                            f"fields: {', '.join(fields)}")
+        for t in trials:
+            print(getattr(t, args.field))
+        return 0
     table = Table(title=f"{sweep.name}: {len(sweep.trials)} trials  ({sweep.source})")
     for col in ("#", "trial_id", "dataset", "model", "upsampling", "latent", "epochs (milestones)",
                 "seed", "batch", "lr", "workers", "max_train"):
         table.add_column(col)
-    for t in sweep.trials:
+    for t in trials:
         table.add_row(str(t.index), t.trial_id, t.dataset, t.model, t.upsampling,
                       str(t.latent_dim), ",".join(map(str, t.milestones)), str(t.seed),
                       str(t.batch_size), f"{t.lr:g}", str(t.workers), str(t.max_train_images or "all"))
@@ -149,6 +189,10 @@ def cmd_run(args: argparse.Namespace) -> int:
     from suite.spec import load_sweep
 
     sweep = load_sweep(args.sweep)
+    from suite.training.distributed import srun_step_size  # no Horovod import
+
+    if srun_step_size() > 1:  # `srun -n N genbench run ...`: this process is one rank
+        return run_rank_in_srun_step(select_trials(sweep, args.trial_index), args)
     from suite.environment import configure_threads_from_env
 
     configure_threads_from_env()  # before the first TensorFlow op
@@ -228,7 +272,99 @@ def cmd_report(args: argparse.Namespace) -> int:
     return 0
 
 
-COMMANDS = {"plan": cmd_plan, "run": cmd_run, "show": cmd_show, "report": cmd_report}
+def run_rank_in_srun_step(trials, args: argparse.Namespace) -> int:
+    """One of the N tasks of an srun step runs one rank of a workers: N trial in place.
+
+    There is no horovodrun: the tasks rendezvous through the trial directory
+    (suite.training.distributed) and rank 0 writes the store. As for ranks started
+    by any launcher, a data problem becomes the trial's `failed` row.
+    """
+    from suite.rank_main import run_rank
+    from suite.training.distributed import srun_step_size
+    from suite.worker import RunContext
+
+    n = srun_step_size()
+    if len(trials) != 1 or trials[0].workers != n:
+        got = ", ".join(f"trial {t.index} has workers: {t.workers}" for t in trials[:3])
+        raise SpecError("command line", "--trial-index",
+                        f"srun started {n} tasks, which run the ranks of one trial with "
+                        f"workers: {n} ({got})",
+                        f"give one --trial-index of a workers: {n} trial, or srun "
+                        "--ntasks=<its workers> (slurm/sweep.sbatch does)")
+    result = run_rank(trials[0], RunContext(out=Path(args.out), data_dir=args.data_dir))
+    return 1 if result.status == schema.STATUS_FAILED else 0
+
+
+def cmd_submit(args: argparse.Namespace) -> int:
+    from suite.launchers.slurm import SlurmLauncher, check_slurm_commands, import_submitit
+    from suite.results import sweep_dir
+    from suite.spec import load_sweep
+    from suite.worker import RunContext
+
+    sweep = load_sweep(args.sweep)
+    import_submitit()  # clear errors first: submitit and Slurm's commands are there
+    check_slurm_commands()
+    launcher = SlurmLauncher(
+        partition=args.partition, time_min=args.time, gpus_per_worker=args.gpus_per_worker,
+        cpus_per_worker=args.cpus_per_worker, workers_per_node=args.workers_per_node,
+        array_parallelism=args.array_parallelism, account=args.account, qos=args.qos,
+        mem_gb=args.mem_gb, setup=tuple(args.setup or ()))
+    trials = select_trials(sweep, args.trial_index)
+    preflight(sweep, args.data_dir)
+    out = Path(args.out).resolve()  # the jobs may start in another directory
+    data_dir = str(Path(args.data_dir).resolve()) if args.data_dir else None
+    sweep_dir(out, sweep.name).mkdir(parents=True, exist_ok=True)
+    submitted = launcher.submit(trials, RunContext(out=out, data_dir=data_dir))
+    for s in submitted:
+        print(f"{s.job_id}\ttrial {s.trial_index} {s.trial_id} workers={s.workers}")
+    skipped = len(trials) - len(submitted)
+    print(f"genbench: submitted {len(submitted)} trial(s)"
+          + (f", skipped {skipped} finished" if skipped else "")
+          + f"; logs in {submitted[0].log_folder if submitted else '-'}; "
+          f"follow with: genbench status {sweep_dir(out, sweep.name)}", file=sys.stderr)
+    return 0
+
+
+def cmd_status(args: argparse.Namespace) -> int:
+    import json
+
+    from rich.console import Console
+    from rich.table import Table
+
+    from suite.launchers.slurm import queue_states, read_jobs  # no submitit needed
+    from suite.results import CONFIG_FILE, RESULT_FILE, TRIALS_DIR, read_rows, trial_state
+
+    for d in map(Path, args.dirs):
+        if not d.is_dir():
+            raise SpecError(str(d), "dirs", "no such directory",
+                            "give a sweep directory, e.g. results/smoke")
+        trials: dict[str, dict] = {}  # trial id -> index, workers, milestones, job id
+        for config in sorted((d / TRIALS_DIR).glob(f"*/{CONFIG_FILE}")):
+            c = json.loads(config.read_text())
+            trials[c["trial_id"]] = {"index": c["index"], "workers": c["workers"],
+                                     "milestones": c["milestones"], "job": ""}
+        for job in read_jobs(d):  # later submissions of a trial win
+            trials[job.trial_id] = {"index": job.trial_index, "workers": job.workers,
+                                    "milestones": list(job.milestones), "job": job.job_id}
+        states = queue_states(t["job"] for t in trials.values() if t["job"])
+        table = Table(title=f"{d}: {len(trials)} trials")
+        for col in ("#", "trial_id", "workers", "state", "last epoch", "milestones", "job",
+                    "slurm"):
+            table.add_column(col)
+        for trial_id, t in sorted(trials.items(), key=lambda kv: kv[1]["index"]):
+            directory = d / TRIALS_DIR / trial_id
+            done = [r[schema.EPOCH] for r in read_rows(directory / RESULT_FILE)
+                    if r[schema.STATUS] == schema.STATUS_OK]
+            slurm_state = states.get(t["job"], "not queued" if t["job"] else "")
+            table.add_row(str(t["index"]), trial_id, str(t["workers"]),
+                          trial_state(directory, t["milestones"]), str(max(done, default="-")),
+                          ",".join(map(str, t["milestones"])), t["job"], slurm_state)
+        Console(width=200).print(table)
+    return 0
+
+
+COMMANDS = {"plan": cmd_plan, "run": cmd_run, "show": cmd_show, "report": cmd_report,
+            "submit": cmd_submit, "status": cmd_status}
 
 if __name__ == "__main__":
     sys.exit(main())

@@ -16,7 +16,7 @@ from pathlib import Path
 
 from suite.environment import configure_threads_from_env
 from suite.spec import Trial
-from suite.worker import RunContext
+from suite.worker import RunContext, TrialResult
 
 LAUNCH_FILE = "launch.json"
 
@@ -35,23 +35,33 @@ def read_launch_file(path: Path) -> tuple[Trial, RunContext]:
     return trial, RunContext(**context)
 
 
+def run_rank(trial: Trial, ctx: RunContext) -> TrialResult:
+    """Run this process's rank of `trial`: replicas from the environment (horovodrun's
+    variables, or an srun step's), then the trial; prints the rank's outcome line."""
+    os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
+    from suite.results import trial_dir
+    from suite.training.distributed import start_replicas
+
+    # Before any TensorFlow op. Under srun the ranks rendezvous through a file
+    # in the trial directory, which every node of the job sees.
+    replicas = start_replicas(rendezvous_dir=trial_dir(ctx.out, trial.sweep, trial.trial_id))
+    configure_threads_from_env()
+    from suite.worker import run_trial
+
+    result = run_trial(trial, ctx, replicas=replicas)
+    print(f"rank {replicas.info.rank}/{replicas.info.size}: trial {trial.trial_id} {result.status}"
+          f" weights={result.weights_digest or '-'}"
+          + (f": {result.error}" if result.error else ""), flush=True)
+    return result
+
+
 def main(argv: list[str] | None = None) -> int:
     argv = sys.argv[1:] if argv is None else argv
     if len(argv) != 1:
         print("usage: python -m suite.rank_main LAUNCH_JSON", file=sys.stderr)
         return 2
-    os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
-    from suite.training.distributed import start_replicas
-
-    replicas = start_replicas()  # before any TensorFlow op
-    configure_threads_from_env()
-    from suite.worker import run_trial
-
     trial, ctx = read_launch_file(Path(argv[0]))
-    result = run_trial(trial, ctx, replicas=replicas)
-    print(f"rank {replicas.info.rank}/{replicas.info.size}: trial {trial.trial_id} {result.status}"
-          f" weights={result.weights_digest or '-'}"
-          + (f": {result.error}" if result.error else ""), flush=True)
+    result = run_rank(trial, ctx)
     # A failed rank exits non-zero so that horovodrun / srun stop the others.
     return 1 if result.status == "failed" else 0
 

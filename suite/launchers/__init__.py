@@ -8,3 +8,4 @@ from suite.registry import Registry
 LAUNCHERS: Registry = Registry("launcher")
 LAUNCHERS.add("local", "suite.launchers.local:LocalLauncher")
 LAUNCHERS.add("ray", "suite.launchers.ray_tune:RayTuneLauncher")
+LAUNCHERS.add("slurm", "suite.launchers.slurm:SlurmLauncher")
