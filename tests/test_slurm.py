@@ -1,0 +1,298 @@
+"""genbench on a real one-node Slurm cluster (slurm/local-cluster.sh, started here).
+
+submitit job arrays through `genbench submit`, a workers=2 trial as two Slurm
+tasks (Horovod ranks that rendezvous without horovodrun), `scontrol requeue`
+of a running trial, and the plain sbatch template. All jobs are submitted at
+once by one fixture, the requeue trial first, so that Slurm keeps both cores
+busy; each test then waits for its own jobs.
+
+The Slurm tests skip only when the cluster cannot start (e.g. not root), and
+fail instead under CI (CI=true), which must run them.
+"""
+
+from __future__ import annotations
+
+import os
+import re
+import subprocess
+import sys
+import textwrap
+import time
+from dataclasses import dataclass
+from pathlib import Path
+
+import pytest
+
+from suite import schema
+from suite.results import RESULT_FILE, read_rows, trial_dir
+from suite.spec import load_sweep
+
+REPO = Path(__file__).resolve().parent.parent
+CLUSTER_SCRIPT = REPO / "slurm" / "local-cluster.sh"
+SBATCH_TEMPLATE = REPO / "slurm" / "sweep.sbatch"
+BIN = Path(sys.executable).parent
+GENBENCH = str(BIN / "genbench")
+RANK_LINE = re.compile(r"rank (\d+)/(\d+): trial (\w+) (\w+) weights=(\w+)")
+JOB_TIMEOUT_S = 420
+
+COMMON = """
+dataset: mnist
+fixed:
+  model: dcgan
+  upsampling: nearest
+  latent_dim: 8
+  batch_size: 32
+  {extra}
+eval: {{n_samples: 200}}
+"""
+SWEEPS = {
+    # Long enough (6 epochs of 1536 images) to be caught running after epoch 1.
+    "requeue": "name: slurm-requeue\ngrid: {epochs: [1, 2, 3, 4, 5, 6]}"
+               + COMMON.format(extra="max_train_images: 1536"),
+    "array": "name: slurm-array\ngrid: {seed: [0, 1, 2], epochs: [1, 2]}"
+             + COMMON.format(extra="max_train_images: 256"),
+    "ranks": "name: slurm-ranks\ngrid: {epochs: [1, 2]}"
+             + COMMON.format(extra="max_train_images: 512\n  workers: 2"),
+    # Trial 1 (workers: 2) is the one the template runs: srun ranks in place.
+    "template": "name: slurm-template\ngrid: {workers: [1, 2], epochs: [1]}"
+                + COMMON.format(extra="max_train_images: 256"),
+}
+
+
+# --- no cluster needed -----------------------------------------------------------------
+
+
+def test_hostlist_and_tasks_per_node_expand_like_slurm():
+    from suite.training.distributed import expand_hostlist, expand_tasks_per_node
+
+    assert expand_hostlist("vm") == ["vm"]  # zero padding is per range, as in Slurm:
+    assert expand_hostlist("gpu[01-03,7],login1") == ["gpu01", "gpu02", "gpu03", "gpu7",
+                                                      "login1"]
+    assert expand_hostlist("r[1-2]-n[1-2]") == ["r1-n1", "r1-n2", "r2-n1", "r2-n2"]
+    assert expand_tasks_per_node("2(x3),1") == [2, 2, 2, 1]
+    with pytest.raises(ValueError):
+        expand_tasks_per_node("two")
+
+
+def test_rank_env_of_a_two_node_step():
+    pytest.importorskip("horovod")
+    from suite.training.distributed import slurm_rank_env, srun_step_size
+
+    step = {"SLURM_STEP_NUM_TASKS": "4", "SLURM_STEP_NODELIST": "n[1-2]",
+            "SLURM_STEP_TASKS_PER_NODE": "2(x2)"}
+    env = slurm_rank_env({**step, "SLURMD_NODENAME": "n2", "SLURM_LOCALID": "1"},
+                         "10.0.0.1", 1234, "eth0")
+    assert {k: env[k] for k in ("HOROVOD_RANK", "HOROVOD_SIZE", "HOROVOD_LOCAL_RANK",
+                                "HOROVOD_LOCAL_SIZE", "HOROVOD_CROSS_RANK",
+                                "HOROVOD_CROSS_SIZE", "HOROVOD_HOSTNAME")} == {
+        "HOROVOD_RANK": "3", "HOROVOD_SIZE": "4", "HOROVOD_LOCAL_RANK": "1",
+        "HOROVOD_LOCAL_SIZE": "2", "HOROVOD_CROSS_RANK": "1", "HOROVOD_CROSS_SIZE": "2",
+        "HOROVOD_HOSTNAME": "n2"}
+    assert env["HOROVOD_CONTROLLER"] == env["HOROVOD_CPU_OPERATIONS"] == "gloo"
+    assert env["HOROVOD_GLOO_RENDEZVOUS_PORT"] == "1234"
+    # The batch script of `sbatch --ntasks=4` is one process, not a step of 4.
+    assert srun_step_size({"SLURM_NTASKS": "4"}) == 1
+    assert srun_step_size(step) == 4
+
+
+def test_slurm_options_are_typed_and_checked():
+    from suite.errors import SpecError
+    from suite.launchers import LAUNCHERS
+    from suite.launchers.slurm import node_layout
+
+    launcher = LAUNCHERS.get("slurm")(partition="p", time_min=5)
+    assert launcher.options.partition == "p"
+    with pytest.raises(SpecError, match="valid options: partition"):
+        LAUNCHERS.get("slurm")(partitions="p")
+    assert node_layout(8, 4) == (2, 4)
+    assert node_layout(2, None) == (1, 2)
+    with pytest.raises(SpecError):
+        node_layout(6, 4)
+
+
+def test_submit_without_submitit_names_the_extra(monkeypatch, capsys):
+    from suite.cli import main
+
+    monkeypatch.setitem(sys.modules, "submitit", None)  # import submitit -> ImportError
+    assert main(["submit", "smoke", "--partition", "debug"]) == 2
+    err = capsys.readouterr().err
+    assert "submitit" in err and "genbench[slurm]" in err
+
+
+def test_run_in_a_step_of_the_wrong_size_is_refused(monkeypatch, capsys, write_sweep):
+    from suite.cli import main
+
+    sweep = write_sweep(SWEEPS["template"])
+    monkeypatch.setenv("SLURM_STEP_NUM_TASKS", "2")
+    assert main(["run", str(sweep), "--trial-index", "0"]) == 2  # trial 0 has workers: 1
+    assert "srun started 2 tasks" in capsys.readouterr().err
+
+
+# --- against the real cluster ---------------------------------------------------------------
+
+
+@pytest.fixture(scope="session")
+def slurm_env():
+    """Start the one-node cluster (installs its Debian packages if missing)."""
+    try:
+        proc = subprocess.run([str(CLUSTER_SCRIPT), "start"], capture_output=True, text=True,
+                              timeout=900, stdin=subprocess.DEVNULL)
+        problem = "" if proc.returncode == 0 else (proc.stdout + proc.stderr).strip()[-2000:]
+    except (OSError, subprocess.TimeoutExpired) as exc:
+        problem = str(exc)
+    if problem:
+        reason = f"the one-node Slurm cluster cannot start: {problem}"
+        if os.environ.get("CI"):
+            pytest.fail(reason)
+        pytest.skip(reason)
+    conf = Path(os.environ.get("GENBENCH_SLURM_DIR", "/var/lib/genbench-slurm")) / "slurm.conf"
+    return {**os.environ, "SLURM_CONF": str(conf), "GENBENCH": GENBENCH,
+            "PATH": f"{BIN}{os.pathsep}{os.environ.get('PATH', '')}"}
+
+
+@dataclass
+class Submission:
+    sweep: Path
+    out: Path  # results root
+    job_ids: list[str]
+    cwd: Path
+
+    @property
+    def sweep_dir(self) -> Path:
+        return self.out / load_sweep(str(self.sweep)).name
+
+
+def _genbench_submit(sweep: Path, out: Path, env: dict, data_dir: Path) -> list[str]:
+    proc = subprocess.run([GENBENCH, "submit", str(sweep), "--partition", "debug", "--time", "15",
+                           "--out", str(out), "--data-dir", str(data_dir)],
+                          capture_output=True, text=True, env=env, timeout=300,
+                          cwd=sweep.parent)
+    assert proc.returncode == 0, proc.stderr[-3000:]
+    return [line.split("\t")[0] for line in proc.stdout.splitlines() if "\ttrial " in line]
+
+
+@pytest.fixture(scope="module")
+def submissions(slurm_env, tmp_path_factory, data_dir) -> dict[str, Submission]:
+    subs: dict[str, Submission] = {}
+    for key in ("requeue", "array", "ranks"):
+        tmp = tmp_path_factory.mktemp(f"slurm-{key}")
+        sweep = tmp / f"{key}.yaml"
+        sweep.write_text(textwrap.dedent(SWEEPS[key]))
+        subs[key] = Submission(sweep, tmp / "out", _genbench_submit(sweep, tmp / "out", slurm_env,
+                                                                    data_dir), tmp)
+    tmp = tmp_path_factory.mktemp("slurm-template")
+    sweep = tmp / "template.yaml"
+    sweep.write_text(textwrap.dedent(SWEEPS["template"]))
+    proc = subprocess.run(["sbatch", "--parsable", "--array=1", "--ntasks=2", str(SBATCH_TEMPLATE),
+                           str(sweep), "--out", str(tmp / "out"), "--data-dir", str(data_dir)],
+                          capture_output=True, text=True, env=slurm_env, cwd=tmp, timeout=60)
+    assert proc.returncode == 0, proc.stderr
+    subs["template"] = Submission(sweep, tmp / "out", [proc.stdout.strip().split(";")[0]], tmp)
+    yield subs
+    everything = [j.split("_")[0] for s in subs.values() for j in s.job_ids]
+    subprocess.run(["scancel", *everything], env=slurm_env, capture_output=True)
+
+
+def _squeue(job_ids: list[str], env: dict) -> dict[str, str]:
+    """Queued (pending, running, ...) array tasks and jobs -> state."""
+    base = sorted({j.split("_")[0] for j in job_ids})
+    proc = subprocess.run(["squeue", "-h", "--array", "-o", "%i %T", "-j", ",".join(base)],
+                          capture_output=True, text=True, env=env)
+    return dict(line.split() for line in proc.stdout.splitlines() if line.strip())
+
+
+def _wait_for_jobs(sub: Submission, env: dict, release_held: bool = False) -> None:
+    deadline = time.monotonic() + JOB_TIMEOUT_S
+    while queued := _squeue(sub.job_ids, env):
+        if time.monotonic() > deadline:
+            logs = _logs(sub)
+            pytest.fail(f"jobs still queued after {JOB_TIMEOUT_S}s: {queued}\n{logs[-3000:]}")
+        if release_held:  # a requeued job waits ~2 minutes for its begin time
+            for job, state in queued.items():
+                if state == "PENDING":
+                    subprocess.run(["scontrol", "update", f"jobid={job}", "StartTime=now"],
+                                   env=env, capture_output=True)
+        time.sleep(1)
+
+
+def _logs(sub: Submission) -> str:
+    files = sorted((sub.sweep_dir / "slurm" / "logs").glob("*.out")) + sorted(
+        sub.cwd.glob("slurm-genbench-*.out"))
+    return "\n".join(f"== {f}\n{f.read_text(errors='replace')}" for f in files)
+
+
+def _ok_epochs(sub: Submission, trial_id: str) -> list[int]:
+    rows = read_rows(trial_dir(sub.out, load_sweep(str(sub.sweep)).name, trial_id) / RESULT_FILE)
+    return [r[schema.EPOCH] for r in rows if r[schema.STATUS] == schema.STATUS_OK]
+
+
+def _rank_digests(text: str, trial_id: str) -> dict[str, str]:
+    return {m[1]: m[5] for m in RANK_LINE.finditer(text) if m[3] == trial_id and m[4] == "ok"}
+
+
+def test_requeued_trial_resumes_from_its_checkpoint(submissions, slurm_env):
+    sub = submissions["requeue"]
+    (job,) = sub.job_ids
+    trial = load_sweep(str(sub.sweep)).trials[0]
+    deadline = time.monotonic() + JOB_TIMEOUT_S
+    while not _ok_epochs(sub, trial.trial_id):  # wait for epoch 1 (row and checkpoint)
+        assert time.monotonic() < deadline, _logs(sub)[-3000:]
+        assert _squeue([job], slurm_env), f"job ended before epoch 1\n{_logs(sub)[-3000:]}"
+        time.sleep(0.3)
+    before = _ok_epochs(sub, trial.trial_id)
+    assert max(before) < trial.epochs - 2, f"too late to requeue: epochs {before} done"
+    proc = subprocess.run(["scontrol", "requeue", job], capture_output=True, text=True,
+                          env=slurm_env)
+    assert proc.returncode == 0, proc.stderr
+    _wait_for_jobs(sub, slurm_env, release_held=True)
+
+    rows = read_rows(trial_dir(sub.out, trial.sweep, trial.trial_id) / RESULT_FILE)
+    assert [r[schema.EPOCH] for r in rows] == [1, 2, 3, 4, 5, 6], _logs(sub)[-3000:]
+    assert {r[schema.STATUS] for r in rows} == {schema.STATUS_OK}
+    # Two warm-up steps per process: 4 means a second process resumed the trial.
+    assert rows[-1][schema.WARMUP_STEPS] == 4, _logs(sub)[-3000:]
+    assert rows[0][schema.WARMUP_STEPS] == 2
+    # The clock carried over: every epoch's steps were counted exactly once.
+    assert rows[-1][schema.STEPS] == 6 * (1536 // 32)
+
+
+def test_array_of_three_trials_writes_every_row(submissions, slurm_env):
+    sub = submissions["array"]
+    assert len(sub.job_ids) == 3 and len({j.split("_")[0] for j in sub.job_ids}) == 1, sub.job_ids
+    _wait_for_jobs(sub, slurm_env)
+    for trial in load_sweep(str(sub.sweep)).trials:
+        assert _ok_epochs(sub, trial.trial_id) == [1, 2], _logs(sub)[-3000:]
+    proc = subprocess.run([GENBENCH, "status", str(sub.sweep_dir)], capture_output=True,
+                          text=True, env=slurm_env, timeout=120)
+    assert proc.returncode == 0, proc.stderr
+    lines = [line for line in proc.stdout.splitlines() if any(j in line for j in sub.job_ids)]
+    assert len(lines) == 3 and all(" ok " in line for line in lines), proc.stdout
+
+
+def test_two_worker_trial_runs_as_two_slurm_tasks(submissions, slurm_env):
+    sub = submissions["ranks"]
+    (job,) = sub.job_ids
+    _wait_for_jobs(sub, slurm_env)
+    trial = load_sweep(str(sub.sweep)).trials[0]
+    assert _ok_epochs(sub, trial.trial_id) == [1, 2], _logs(sub)[-3000:]
+    # submitit writes task t's stdout to <folder>/<job id>_<t>_log.out.
+    logs = {t: (sub.sweep_dir / "slurm" / "logs" / f"{job}_{t}_log.out") for t in (0, 1)}
+    digests = {**_rank_digests(logs[0].read_text(), trial.trial_id),
+               **_rank_digests(logs[1].read_text(), trial.trial_id)}
+    assert set(digests) == {"0", "1"}, _logs(sub)[-3000:]
+    assert digests["0"] == digests["1"] != "-"
+    rows = read_rows(trial_dir(sub.out, trial.sweep, trial.trial_id) / RESULT_FILE)
+    assert {r[schema.WORKERS] for r in rows} == {2}
+    assert rows[-1][schema.GLOBAL_BATCH_SIZE] == 64
+
+
+def test_sbatch_template_runs_one_trial_with_srun_ranks(submissions, slurm_env):
+    sub = submissions["template"]
+    (job,) = sub.job_ids
+    _wait_for_jobs(sub, slurm_env)
+    trials = load_sweep(str(sub.sweep)).trials
+    assert _ok_epochs(sub, trials[1].trial_id) == [1], _logs(sub)[-3000:]
+    assert _ok_epochs(sub, trials[0].trial_id) == []  # array task 1 ran trial 1 only
+    output = (sub.cwd / f"slurm-genbench-{job}_1.out").read_text()
+    digests = _rank_digests(output, trials[1].trial_id)
+    assert set(digests) == {"0", "1"} and digests["0"] == digests["1"] != "-", output[-3000:]
