@@ -46,8 +46,8 @@ fixed:
 eval: {{n_samples: 200}}
 """
 SWEEPS = {
-    # Long enough (6 epochs of 1536 images) to be caught running after epoch 1.
-    "requeue": "name: slurm-requeue\ngrid: {epochs: [1, 2, 3, 4, 5, 6]}"
+    # Long enough (8 epochs of 1536 images) to be stopped twice while running.
+    "requeue": "name: slurm-requeue\ngrid: {epochs: [1, 2, 3, 4, 5, 6, 7, 8]}"
                + COMMON.format(extra="max_train_images: 1536"),
     "array": "name: slurm-array\ngrid: {seed: [0, 1, 2], epochs: [1, 2]}"
              + COMMON.format(extra="max_train_images: 256"),
@@ -146,8 +146,10 @@ def slurm_env():
             pytest.fail(reason)
         pytest.skip(reason)
     conf = Path(os.environ.get("GENBENCH_SLURM_DIR", "/var/lib/genbench-slurm")) / "slurm.conf"
-    return {**os.environ, "SLURM_CONF": str(conf), "GENBENCH": GENBENCH,
-            "PATH": f"{BIN}{os.pathsep}{os.environ.get('PATH', '')}"}
+    yield {**os.environ, "SLURM_CONF": str(conf), "GENBENCH": GENBENCH,
+           "PATH": f"{BIN}{os.pathsep}{os.environ.get('PATH', '')}"}
+    if "started in" in proc.stdout:  # leave a cluster that was already up as it was
+        subprocess.run([str(CLUSTER_SCRIPT), "stop"], capture_output=True, timeout=120)
 
 
 @dataclass
@@ -193,12 +195,12 @@ def submissions(slurm_env, tmp_path_factory, data_dir) -> dict[str, Submission]:
     subprocess.run(["scancel", *everything], env=slurm_env, capture_output=True)
 
 
-def _squeue(job_ids: list[str], env: dict) -> dict[str, str]:
-    """Queued (pending, running, ...) array tasks and jobs -> state."""
+def _squeue(job_ids: list[str], env: dict, fields: str = "%i %T") -> dict[str, str]:
+    """Queued (pending, running, ...) array tasks and jobs -> state (and more fields)."""
     base = sorted({j.split("_")[0] for j in job_ids})
-    proc = subprocess.run(["squeue", "-h", "--array", "-o", "%i %T", "-j", ",".join(base)],
+    proc = subprocess.run(["squeue", "-h", "--array", "-o", fields, "-j", ",".join(base)],
                           capture_output=True, text=True, env=env)
-    return dict(line.split() for line in proc.stdout.splitlines() if line.strip())
+    return dict(line.split(maxsplit=1) for line in proc.stdout.splitlines() if line.strip())
 
 
 def _wait_for_jobs(sub: Submission, env: dict, release_held: bool = False) -> None:
@@ -207,11 +209,8 @@ def _wait_for_jobs(sub: Submission, env: dict, release_held: bool = False) -> No
         if time.monotonic() > deadline:
             logs = _logs(sub)
             pytest.fail(f"jobs still queued after {JOB_TIMEOUT_S}s: {queued}\n{logs[-3000:]}")
-        if release_held:  # a requeued job waits ~2 minutes for its begin time
-            for job, state in queued.items():
-                if state == "PENDING":
-                    subprocess.run(["scontrol", "update", f"jobid={job}", "StartTime=now"],
-                                   env=env, capture_output=True)
+        if release_held:
+            _release_held(sub.job_ids, env)
         time.sleep(1)
 
 
@@ -230,30 +229,60 @@ def _rank_digests(text: str, trial_id: str) -> dict[str, str]:
     return {m[1]: m[5] for m in RANK_LINE.finditer(text) if m[3] == trial_id and m[4] == "ok"}
 
 
+def _release_held(job_ids: list[str], env: dict) -> dict[str, str]:
+    """A requeued job waits ~2 minutes for its begin time: start it now. Returns the
+    queued jobs' states."""
+    queued = _squeue(job_ids, env, "%i %T %r")
+    for job, state in queued.items():
+        if state == "PENDING BeginTime":
+            subprocess.run(["scontrol", "update", f"jobid={job}", "StartTime=now"], env=env,
+                           capture_output=True)
+    return queued
+
+
+def _wait_for_row(sub: Submission, trial_id: str, wanted, env: dict) -> list[dict]:
+    deadline = time.monotonic() + JOB_TIMEOUT_S
+    path = trial_dir(sub.out, load_sweep(str(sub.sweep)).name, trial_id) / RESULT_FILE
+    while True:
+        rows = read_rows(path)
+        if any(wanted(r) for r in rows):
+            return rows
+        assert time.monotonic() < deadline, _logs(sub)[-3000:]
+        assert _release_held(sub.job_ids, env), f"job ended early\n{_logs(sub)[-3000:]}"
+        time.sleep(0.3)
+
+
 def test_requeued_trial_resumes_from_its_checkpoint(submissions, slurm_env):
+    """`scontrol requeue` kills the running trial; later submitit's own preemption
+    path (USR2 -> SlurmTrialTask.checkpoint -> requeue) stops it again. Each
+    process resumes from the last epoch checkpoint, and adds 2 warm-up steps."""
     sub = submissions["requeue"]
     (job,) = sub.job_ids
     trial = load_sweep(str(sub.sweep)).trials[0]
-    deadline = time.monotonic() + JOB_TIMEOUT_S
-    while not _ok_epochs(sub, trial.trial_id):  # wait for epoch 1 (row and checkpoint)
-        assert time.monotonic() < deadline, _logs(sub)[-3000:]
-        assert _squeue([job], slurm_env), f"job ended before epoch 1\n{_logs(sub)[-3000:]}"
-        time.sleep(0.3)
-    before = _ok_epochs(sub, trial.trial_id)
-    assert max(before) < trial.epochs - 2, f"too late to requeue: epochs {before} done"
+    rows = _wait_for_row(sub, trial.trial_id, lambda r: True, slurm_env)  # epoch 1 is written
+    assert max(r[schema.EPOCH] for r in rows) <= 3, f"too late to requeue: {len(rows)} rows"
     proc = subprocess.run(["scontrol", "requeue", job], capture_output=True, text=True,
                           env=slurm_env)
+    assert proc.returncode == 0, proc.stderr
+
+    rows = _wait_for_row(sub, trial.trial_id, lambda r: r[schema.WARMUP_STEPS] == 4, slurm_env)
+    resumed_at = min(r[schema.EPOCH] for r in rows if r[schema.WARMUP_STEPS] == 4)
+    assert 2 <= resumed_at <= trial.epochs - 2, f"resumed at epoch {resumed_at}"
+    proc = subprocess.run(["scancel", "--signal=USR2", job], capture_output=True, text=True,
+                          env=slurm_env)  # what Slurm sends before a time limit or preemption
     assert proc.returncode == 0, proc.stderr
     _wait_for_jobs(sub, slurm_env, release_held=True)
 
     rows = read_rows(trial_dir(sub.out, trial.sweep, trial.trial_id) / RESULT_FILE)
-    assert [r[schema.EPOCH] for r in rows] == [1, 2, 3, 4, 5, 6], _logs(sub)[-3000:]
+    logs = _logs(sub)
+    assert [r[schema.EPOCH] for r in rows] == list(range(1, trial.epochs + 1)), logs[-3000:]
     assert {r[schema.STATUS] for r in rows} == {schema.STATUS_OK}
-    # Two warm-up steps per process: 4 means a second process resumed the trial.
-    assert rows[-1][schema.WARMUP_STEPS] == 4, _logs(sub)[-3000:]
     assert rows[0][schema.WARMUP_STEPS] == 2
+    # Two warm-up steps per process: 6 means two resumed processes finished the trial.
+    assert rows[-1][schema.WARMUP_STEPS] == 6, logs[-3000:]
+    assert "Calling checkpoint method" in logs  # submitit called SlurmTrialTask.checkpoint
     # The clock carried over: every epoch's steps were counted exactly once.
-    assert rows[-1][schema.STEPS] == 6 * (1536 // 32)
+    assert rows[-1][schema.STEPS] == trial.epochs * (1536 // 32)
 
 
 def test_array_of_three_trials_writes_every_row(submissions, slurm_env):
