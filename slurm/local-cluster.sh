@@ -71,6 +71,11 @@ write_config() {
   node_line="$(slurmd -C | head -n1)" || die "slurmd -C failed: cannot describe this node"
   [[ "$node_line" == NodeName=* ]] || die "unexpected output of slurmd -C: $node_line"
   node_line="${node_line/NodeName=$NODE /NodeName=$NODE NodeAddr=127.0.0.1 }"
+  # 2% below the measured memory: a node that later reports a few MB less than
+  # configured would be drained ("Low RealMemory").
+  if [[ "$node_line" =~ RealMemory=([0-9]+) ]]; then
+    node_line="${node_line/RealMemory=${BASH_REMATCH[1]}/RealMemory=$((BASH_REMATCH[1] * 98 / 100))}"
+  fi
   mkdir -p "$DIR"/{munge,state,spool,log,run}
   chmod 0755 "$DIR"
   chmod 0700 "$DIR/munge"
