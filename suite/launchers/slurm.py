@@ -247,11 +247,9 @@ def record_jobs(sweep_directory: Path, submitted: list[SubmittedTrial]) -> None:
     """Append to jobs.json (a re-submission adds newer jobs for the same trials)."""
     path = jobs_file(sweep_directory)
     path.parent.mkdir(parents=True, exist_ok=True)
-    jobs = [dataclasses.asdict(s) for s in read_jobs(sweep_directory)]
-    jobs += [{**dataclasses.asdict(s), "milestones": list(s.milestones)} for s in submitted]
-    for job in jobs:
-        job["milestones"] = list(job["milestones"])
-    write_json_atomic(path, {"jobs": jobs})
+    jobs = [*read_jobs(sweep_directory), *submitted]
+    write_json_atomic(path, {"jobs": [{**dataclasses.asdict(j), "milestones": list(j.milestones)}
+                                      for j in jobs]})
 
 
 def read_jobs(sweep_directory: Path) -> list[SubmittedTrial]:
