@@ -148,7 +148,14 @@ class RayTuneLauncher(Launcher):
         common = dict(log_to_driver=False, logging_level=logging.WARNING,
                       runtime_env={"env_vars": env} if env else None)
         if self.options.address:
-            ray.init(address=self.options.address, **common)
+            try:
+                ray.init(address=self.options.address, **common)
+            except ConnectionError as exc:
+                raise GenbenchError(
+                    f"--address {self.options.address}: no Ray cluster there ({exc})\n"
+                    "  fix: start one (`ray start --head`, then `ray start --address=HEAD:6379` "
+                    "on the other nodes), or leave out --address for an embedded Ray; if the "
+                    "cluster uses token authentication, set RAY_AUTH_MODE=token") from None
         else:  # address="local": a new Ray even if `ray start` runs on this machine
             ray.init(address="local", num_cpus=embedded_num_cpus(),
                      include_dashboard=self.options.dashboard, dashboard_host="127.0.0.1",
