@@ -191,6 +191,7 @@ def grid_run(ray_cluster, tmp_path_factory):
     return tmp, code, stdout, local_code, rerun_code
 
 
+@pytest.mark.slow
 def test_grid_with_horovod_trial_completes(grid_run):
     tmp, code, stdout, _, _ = grid_run
     assert code == 0
@@ -206,6 +207,7 @@ def test_grid_with_horovod_trial_completes(grid_run):
     assert (one[schema.STEPS] == 2 * (256 // 32)).all()
 
 
+@pytest.mark.slow
 def test_epoch_losses_reported_to_tune(grid_run):
     import pandas as pd
 
@@ -221,6 +223,7 @@ def test_epoch_losses_reported_to_tune(grid_run):
         assert frame[loss].notna().all(), path
 
 
+@pytest.mark.slow
 def test_rows_match_a_local_run(grid_run):
     tmp, _, _, local_code, _ = grid_run
     assert local_code == 0
@@ -237,6 +240,7 @@ def test_rows_match_a_local_run(grid_run):
     assert ray[schema.CONFIG_JSON].iloc[0] == local[schema.CONFIG_JSON].iloc[0]
 
 
+@pytest.mark.slow
 def test_rerun_skips_finished_trials(grid_run):
     tmp, _, _, _, rerun_code = grid_run
     assert rerun_code == 0
@@ -258,6 +262,7 @@ def failing_run(ray_cluster, tmp_path_factory):
     return tmp, code, stderr.getvalue(), df, {m: attempts(m) for m in ("flaky", "broken")}
 
 
+@pytest.mark.slow
 def test_trial_failing_once_succeeds_on_retry(failing_run):
     _, _, _, df, attempts = failing_run
     assert attempts["flaky"] == 2  # Tune started it again after the first attempt raised
@@ -265,6 +270,7 @@ def test_trial_failing_once_succeeds_on_retry(failing_run):
     assert flaky[schema.STATUS].tolist() == [schema.STATUS_OK]  # the failed row is gone
 
 
+@pytest.mark.slow
 def test_always_failing_trial_is_recorded_failed(failing_run):
     tmp, code, stderr, df, attempts = failing_run
     assert attempts["broken"] == 2  # the first attempt and max_failures=1 retry
@@ -276,6 +282,7 @@ def test_always_failing_trial_is_recorded_failed(failing_run):
     assert code == 1 and "1 of 2 trials failed" in stderr  # and the flaky trial finished
 
 
+@pytest.mark.slow
 def test_killed_sweep_resumes_without_duplicates(ray_cluster, tmp_path):
     sweep = write(tmp_path / "resume.yaml", RESUME)
     out = tmp_path / "out"
