@@ -44,6 +44,9 @@ def build_parser() -> argparse.ArgumentParser:
     run.add_argument("--trial-index", type=int, action="append",
                      help="run only the trial(s) with this index (see `genbench plan`)")
     run.add_argument("--quiet", action="store_true", help="no progress display")
+    run.add_argument("--preflight-only", action="store_true",
+                     help="check the sweep, its data and eval backbones (preparing them), then "
+                          "stop: slurm/sweep.sbatch runs this before srun starts the ranks")
     run.add_argument("--timeline", action="store_true",
                      help="write a Horovod timeline for multi-worker trials (local launcher)")
     ray = run.add_argument_group("Ray launcher (--launcher ray)")
@@ -204,6 +207,8 @@ def cmd_run(args: argparse.Namespace) -> int:
     trials = select_trials(sweep, args.trial_index)
     preflight(sweep, args.data_dir)
 
+    if args.preflight_only:
+        return 0
     from suite.progress import RichProgress
     from suite.worker import RunContext
 
