@@ -39,6 +39,9 @@ def build_parser() -> argparse.ArgumentParser:
     run.add_argument("sweep", help="sweep YAML file or built-in name")
     run.add_argument("--out", default=DEFAULT_OUT, help="results root (default: results/)")
     run.add_argument("--data-dir", help="directory with the datasets' original files")
+    run.add_argument("--inception-weights", metavar="PATH|random",
+                     help="InceptionV3 weights for the inception backbone (default: the Keras "
+                          "cache, ~/.keras/models); `random`: random weights, for tests only")
     run.add_argument("--launcher", default="local",
                      help="local (default) or ray (Ray Tune; embedded unless --address)")
     run.add_argument("--trial-index", type=int, action="append",
@@ -139,7 +142,7 @@ def cmd_plan(args: argparse.Namespace) -> int:
     return 0
 
 
-def preflight(sweep, data_dir: str | None) -> None:
+def preflight(sweep, data_dir: str | None, inception_weights: str | None = None) -> None:
     """Load every dataset and check batch sizes before any training starts."""
     import importlib.util
 
@@ -161,6 +164,12 @@ def preflight(sweep, data_dir: str | None) -> None:
                                 f"trial {t.index} ({t.trial_id}): {n} training images of {name} "
                                 f"cannot fill one global batch of {t.global_batch_size}",
                                 "lower batch_size or use more data")
+
+    from suite.metrics.features import check_eval_setup, prepare_backbones
+
+    datasets = {name: load_dataset(name, data_dir) for name in sweep.datasets}  # lru-cached
+    check_eval_setup(sweep.trials, datasets, inception_weights, source=sweep.source)
+    prepare_backbones(sweep.trials, datasets)  # e.g. train the domain classifier once, now
 
 
 def select_trials(sweep, indices: list[int] | None):
@@ -205,7 +214,10 @@ def cmd_run(args: argparse.Namespace) -> int:
     except UnknownNameError as exc:
         raise SpecError("command line", "--launcher", str(exc)) from None
     trials = select_trials(sweep, args.trial_index)
-    preflight(sweep, args.data_dir)
+    inception_weights = args.inception_weights
+    if inception_weights not in (None, "random"):  # ranks may run elsewhere: absolute path
+        inception_weights = str(Path(inception_weights).expanduser().resolve())
+    preflight(sweep, args.data_dir, inception_weights)
 
     if args.preflight_only:
         return 0
@@ -214,7 +226,7 @@ def cmd_run(args: argparse.Namespace) -> int:
 
     out = Path(args.out)
     sweep_dir(out, sweep.name).mkdir(parents=True, exist_ok=True)
-    ctx = RunContext(out=out, data_dir=args.data_dir)
+    ctx = RunContext(out=out, data_dir=args.data_dir, inception_weights=inception_weights)
     with RichProgress(sweep.name, len(trials), quiet=args.quiet) as progress:
         results = launcher.launch(trials, ctx, on_event=progress.handle)
     print_results(sweep_dir(out, sweep.name), trial_ids={t.trial_id for t in trials})
@@ -296,7 +308,8 @@ def run_rank_in_srun_step(trials, args: argparse.Namespace) -> int:
                         f"workers: {n} ({got})",
                         f"give one --trial-index of a workers: {n} trial, or srun "
                         "--ntasks=<its workers> (slurm/sweep.sbatch does)")
-    result = run_rank(trials[0], RunContext(out=Path(args.out), data_dir=args.data_dir))
+    result = run_rank(trials[0], RunContext(out=Path(args.out), data_dir=args.data_dir,
+                                            inception_weights=args.inception_weights))
     return 1 if result.status == schema.STATUS_FAILED else 0
 
 

@@ -43,6 +43,7 @@ class RunContext:
 
     out: Path
     data_dir: str | None = None
+    inception_weights: str | None = None  # --inception-weights: PATH, "random", or None
 
 
 @dataclass(frozen=True)
@@ -155,6 +156,7 @@ def _train_trial(trial: Trial, ctx: RunContext, replicas, directory: Path,
                  label: str) -> tuple[str, str, str]:
     import keras
 
+    from suite.metrics.evaluate import BackboneSettings, evaluate_milestone
     from suite.models import MODELS, is_conditional
     from suite.models.networks import NetSpec
     from suite.training.loop import EpochReport, TrainConfig, train
@@ -188,11 +190,15 @@ def _train_trial(trial: Trial, ctx: RunContext, replicas, directory: Path,
     def on_milestone(report: EpochReport) -> None:
         started = time.perf_counter()
         png = f"{SAMPLES_DIR}/epoch_{report.epoch:04d}.png"
+        quality: dict[str, Any] = {}
         if replicas.info.rank == 0:
             images = np.asarray(model.generate(noise, labels))
             save_grid_png(images, grid_rows, grid_cols, directory / png)
+            quality = evaluate_milestone(model, data, trial,
+                                         BackboneSettings(ctx.inception_weights), report.epoch)
         write({**base, **protocol, **env, **_clock_columns(report, trial),
-               **report.losses, schema.EPOCH: report.epoch, schema.STATUS: schema.STATUS_OK,
+               **report.losses, **quality, schema.EPOCH: report.epoch,
+               schema.STATUS: schema.STATUS_OK,
                schema.SAMPLES_PNG: png, schema.EVAL_TIME_S: time.perf_counter() - started,
                schema.TIMESTAMP: utc_timestamp()})
 

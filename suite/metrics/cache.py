@@ -1,0 +1,210 @@
+"""On-disk caches of genbench's metrics: written atomically, shared by processes.
+
+Everything lives under `${GENBENCH_CACHE:-~/.cache/genbench}`:
+
+    domain/<dataset>-<data hash>.weights.h5    trained domain classifiers (suite.metrics.domain)
+    reference/<key naming every choice>.npz   real-data statistics and features (here)
+
+Files are written to a temporary name in the same directory and renamed into
+place, so a reader never sees half a file. Expensive entries are computed under
+an exclusive `fcntl` lock, so concurrent trials and processes compute each one
+once and the others wait and read it; without working locks (some network file
+systems) the rename still keeps every file whole, at the price of duplicate work.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import fcntl
+import hashlib
+import json
+import os
+import re
+import uuid
+from collections.abc import Callable, Iterator
+from dataclasses import asdict, dataclass
+from pathlib import Path
+
+import numpy as np
+
+from suite.metrics.fid import GaussianStats, PreparedReference, features_to_stats, prepare_reference
+
+CACHE_ENV = "GENBENCH_CACHE"
+REFERENCE_DIR = "reference"
+REFERENCE_FORMAT = 1
+# Real features kept for KID and precision/recall: all of them up to this many
+# (10k x 2048 float32 Inception features are 80 MB); the Gaussian statistics
+# always use all n images.
+REAL_FEATURE_CAP = 10_000
+
+
+def cache_root() -> Path:
+    """The cache directory: $GENBENCH_CACHE, else ~/.cache/genbench (read at each call)."""
+    return Path(os.environ.get(CACHE_ENV) or "~/.cache/genbench").expanduser()
+
+
+def safe_name(text: str) -> str:
+    """A file-name-safe spelling of `text` (readable; uniqueness comes from the hash)."""
+    return re.sub(r"[^A-Za-z0-9_.=+-]+", "_", text).strip("_") or "_"
+
+
+def arrays_to_hash(*arrays: np.ndarray | None) -> str:
+    """sha256 over the dtype, shape and bytes of each array (None counts as absent)."""
+    digest = hashlib.sha256()
+    for a in arrays:
+        if a is None:
+            digest.update(b"none;")
+            continue
+        a = np.ascontiguousarray(a)
+        digest.update(f"{a.dtype.str}{a.shape};".encode())
+        digest.update(memoryview(a).cast("B"))
+    return digest.hexdigest()
+
+
+def file_to_hash(path: Path) -> str:
+    digest = hashlib.sha256()
+    with open(path, "rb") as f:
+        for chunk in iter(lambda: f.read(1 << 20), b""):
+            digest.update(chunk)
+    return digest.hexdigest()
+
+
+@contextlib.contextmanager
+def file_lock(path: Path) -> Iterator[None]:
+    """Hold an exclusive lock on `<path>.lock` (blocks while another process holds it)."""
+    path.parent.mkdir(parents=True, exist_ok=True)
+    with open(path.with_name(path.name + ".lock"), "a") as handle:
+        try:
+            fcntl.flock(handle, fcntl.LOCK_EX)
+        except OSError:  # no locks on this file system: atomic renames still keep files whole
+            pass
+        try:
+            yield
+        finally:
+            with contextlib.suppress(OSError):
+                fcntl.flock(handle, fcntl.LOCK_UN)
+
+
+def write_atomic(path: Path, write: Callable[[Path], None]) -> None:
+    """Call `write(tmp)` on a unique temporary path beside `path`, then rename it into place.
+
+    The temporary name keeps the final suffix(es), because some writers
+    (Keras' save_weights) insist on them.
+    """
+    path.parent.mkdir(parents=True, exist_ok=True)
+    suffix = "".join(path.suffixes)
+    stem = path.name[: len(path.name) - len(suffix)] if suffix else path.name
+    tmp = path.with_name(f".{stem}.{os.getpid()}.{uuid.uuid4().hex[:8]}.tmp{suffix}")
+    try:
+        write(tmp)
+        os.replace(tmp, path)
+    finally:
+        with contextlib.suppress(FileNotFoundError):
+            tmp.unlink()
+
+
+# --- reference statistics -----------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class ReferenceKey:
+    """Every choice that determines the real-data side of a metric."""
+
+    dataset: str
+    split: str
+    backbone: str
+    weights_id: str
+    n: int
+    resize: str
+    data_hash: str  # of the n images (and labels) actually used
+
+    def filename(self) -> str:
+        readable = "_".join(safe_name(part) for part in (
+            self.dataset, self.split, self.backbone, self.weights_id, f"n{self.n}", self.resize))
+        return f"{readable[:180]}_{self.data_hash[:16]}.npz"
+
+    def to_json(self) -> str:
+        return json.dumps({**asdict(self), "format": REFERENCE_FORMAT}, sort_keys=True)
+
+
+@dataclass(frozen=True, eq=False)
+class RealReference:
+    """The real side of every metric: statistics, the prepared FD reference, features."""
+
+    stats: GaussianStats
+    prepared: PreparedReference
+    features: np.ndarray  # (min(n, REAL_FEATURE_CAP), d) float32
+    labels: np.ndarray | None  # class labels of those features, when the data has them
+
+
+def features_to_reference(features: np.ndarray, labels: np.ndarray | None) -> RealReference:
+    """Statistics over all features; the stored feature subset is rounded to float32
+    here, so a freshly computed reference equals one read back from disk."""
+    stats = features_to_stats(features)
+    kept = np.asarray(features[:REAL_FEATURE_CAP], dtype=np.float32)
+    return RealReference(stats=stats, prepared=prepare_reference(stats), features=kept,
+                         labels=None if labels is None else np.asarray(labels[:REAL_FEATURE_CAP]))
+
+
+def reference_path(key: ReferenceKey) -> Path:
+    return cache_root() / REFERENCE_DIR / key.filename()
+
+
+def save_reference(path: Path, key: ReferenceKey, ref: RealReference) -> None:
+    arrays = {
+        "key_json": np.array(key.to_json()),
+        "mu": ref.stats.mu, "sigma": ref.stats.sigma, "n": np.array(ref.stats.n),
+        "trace_sigma": np.array(ref.prepared.trace_sigma), "sqrt_factor": ref.prepared.sqrt_factor,
+        "features": ref.features,
+    }
+    if ref.labels is not None:
+        arrays["labels"] = ref.labels
+
+    def write(tmp: Path) -> None:
+        with open(tmp, "wb") as f:  # a file object: np.savez would append .npz to a name
+            np.savez(f, **arrays)
+
+    write_atomic(path, write)
+
+
+def load_reference(path: Path, key: ReferenceKey) -> RealReference | None:
+    """The cached reference, or None when absent, unreadable or for another key."""
+    try:
+        with np.load(path, allow_pickle=False) as f:
+            if str(f["key_json"]) != key.to_json():
+                return None  # a truncated-hash collision or an older format: recompute
+            stats = GaussianStats(mu=f["mu"], sigma=f["sigma"], n=int(f["n"]))
+            prepared = PreparedReference(mu=stats.mu, trace_sigma=float(f["trace_sigma"]),
+                                         sqrt_factor=f["sqrt_factor"], n=stats.n)
+            labels = f["labels"] if "labels" in f.files else None
+            return RealReference(stats=stats, prepared=prepared, features=f["features"],
+                                 labels=labels)
+    except (OSError, KeyError, ValueError):
+        return None
+
+
+_LOADED: dict[ReferenceKey, RealReference] = {}
+
+
+def load_or_compute_reference(
+    key: ReferenceKey, compute: Callable[[], tuple[np.ndarray, np.ndarray | None]]
+) -> RealReference:
+    """The reference for `key`: from this process, else the disk cache, else `compute()`
+    (real features and labels), which is then cached. One process computes; others wait."""
+    if key in _LOADED:
+        return _LOADED[key]
+    path = reference_path(key)
+    ref = load_reference(path, key) if path.exists() else None
+    if ref is None:
+        with file_lock(path):
+            ref = load_reference(path, key) if path.exists() else None
+            if ref is None:
+                ref = features_to_reference(*compute())
+                save_reference(path, key, ref)
+    _LOADED[key] = ref
+    return ref
+
+
+def clear_loaded_references() -> None:
+    """Forget references held in this process (the disk cache stays)."""
+    _LOADED.clear()

@@ -1,0 +1,241 @@
+"""evaluate_milestone: a model at one milestone -> the sample-quality columns of its row.
+
+Protocol (recorded in the row as n_real, n_fake, eval_split, weights ids and
+resize method):
+
+- fake: `eval.n_samples` images generated in batches of `eval.batch_size`
+  from noise drawn once from a numpy Generator seeded by (trial seed, epoch),
+  so an evaluation is deterministic and repeating it gives the same numbers;
+  conditional models get balanced labels (0, 1, ..., K-1, 0, 1, ...);
+- real: the first n_real = min(n_samples, len(eval split)) images of the
+  dataset's eval split (already in a fixed random order), never the training
+  images; their features and statistics are cached per backbone;
+- per backbone: Frechet distance (`fd_domain`, `fid_inception`), KID (mean,
+  std over 100 subsets of min(1000, n/2) so that subsets differ), precision
+  and recall (k=3); Inception Score from the Inception logits (NaN when only
+  notop weights are available);
+- always: spectral_distance and checkerboard_score of fake vs real pixels;
+- conditional models, with the domain backbone: class_accuracy (the domain
+  classifier's top-1 agreement with the requested label) and intra_class_fd
+  (mean over classes of the FD between that class's fake and real features;
+  with few samples per class it is biased upwards, so compare it at equal n);
+- VAE families: test_elbo, the mean single-sample ELBO (nats per image) of the
+  n_real eval images, and test_recon_error, the mean squared error per pixel of
+  sigmoid(decoder(encoder mean)) against them.
+
+Images whose values are not finite give NaN metrics, not a crash.
+"""
+
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass
+from typing import Any
+
+import numpy as np
+
+from suite import schema
+from suite.data import ImageData
+from suite.metrics.blas import blas_threads
+from suite.metrics.cache import ReferenceKey, arrays_to_hash, load_or_compute_reference
+from suite.metrics.features import FeatureExtractor, resolve_backbones
+from suite.metrics.fid import features_to_stats, prepare_reference, stats_to_fd
+from suite.metrics.inception_score import logits_to_inception_score
+from suite.metrics.kid import features_to_kid
+from suite.metrics.precision_recall import features_to_precision_recall
+from suite.metrics.spectral import checkerboard_score, spectral_distance
+
+NOISE_SALT = 0xE7A1  # separates evaluation noise from the sample-grid noise
+KID_SUBSETS = 100
+KID_SUBSET_SIZE = 1000
+KID_SEED = 0
+PR_NEIGHBOURS = 3
+IS_SPLITS = 10
+
+# Per backbone: FD, KID, KID std, precision, recall.
+BACKBONE_COLUMNS: dict[str, tuple[str, str, str, str, str]] = {
+    "domain": (schema.FD_DOMAIN, schema.KID_DOMAIN, schema.KID_DOMAIN_STD,
+               schema.PRECISION_DOMAIN, schema.RECALL_DOMAIN),
+    "inception": (schema.FID_INCEPTION, schema.KID_INCEPTION, schema.KID_INCEPTION_STD,
+                  schema.PRECISION_INCEPTION, schema.RECALL_INCEPTION),
+}
+WEIGHTS_ID_COLUMNS = {"domain": schema.DOMAIN_WEIGHTS_ID, "inception": schema.INCEPTION_WEIGHTS_ID}
+
+
+@dataclass(frozen=True)
+class BackboneSettings:
+    """How to build backbones when evaluate_milestone is not handed built ones."""
+
+    inception_weights: str | None = None  # --inception-weights: PATH, "random", or None
+
+
+def evaluate_milestone(model, data: ImageData, trial,
+                       backbones: dict[str, FeatureExtractor] | BackboneSettings | None = None,
+                       epoch: int = 0) -> dict[str, Any]:
+    """Row columns measuring `model`'s samples at `epoch` (see the module docstring).
+
+    `backbones` maps names to built extractors, or gives the settings to build
+    (once per process) those named in `trial.eval.backbones`.
+    """
+    if not isinstance(backbones, dict):
+        settings = backbones or BackboneSettings()
+        backbones = resolve_backbones(trial.eval.backbones, data, settings.inception_weights)
+    with blas_threads(1):  # small matrices: extra BLAS threads only contend (see blas.py)
+        return _evaluate(model, data, trial, backbones, epoch)
+
+
+def _evaluate(model, data: ImageData, trial, backbones: dict[str, FeatureExtractor],
+              epoch: int) -> dict[str, Any]:
+    from suite.models import is_conditional, model_family
+
+    spec = trial.eval
+    n_fake = int(spec.n_samples)
+    n_real = min(n_fake, len(data.x_eval))
+    conditional = is_conditional(trial.model)
+    labels = balanced_labels(n_fake, data.num_classes) if conditional else None
+    rng = np.random.default_rng([NOISE_SALT, trial.seed, epoch])
+    noise = rng.standard_normal((n_fake, trial.latent_dim)).astype(np.float32)
+    fake = generate_images(model, noise, labels, spec.batch_size)
+    real = data.x_eval[:n_real].astype(np.float32) / 255.0
+    real_labels = None if data.y_eval is None else data.y_eval[:n_real]
+
+    row: dict[str, Any] = {
+        schema.N_REAL: n_real, schema.N_FAKE: n_fake, schema.EVAL_SPLIT: data.eval_split,
+        schema.RESIZE_METHOD: "; ".join(f"{name}: {b.resize_method}"
+                                        for name, b in backbones.items()),
+    }
+    for name, backbone in backbones.items():
+        if name in WEIGHTS_ID_COLUMNS:
+            row[WEIGHTS_ID_COLUMNS[name]] = backbone.weights_id
+    if np.isfinite(fake).all():
+        row.update(sample_columns(fake, labels, real, real_labels, data, backbones))
+    else:  # recorded, not raised: the row says the samples were unusable
+        row.update(dict.fromkeys(sample_column_names(backbones, conditional), math.nan))
+    if model_family(trial.model) == "vae":
+        row.update(vae_columns(model, data.x_eval[:n_real], real_labels if conditional else None,
+                               spec.batch_size, seed=(trial.seed, epoch)))
+    return row
+
+
+def sample_columns(fake: np.ndarray, labels: np.ndarray | None, real: np.ndarray,
+                   real_labels: np.ndarray | None, data: ImageData,
+                   backbones: dict[str, FeatureExtractor]) -> dict[str, float]:
+    """Every metric of the generated images against the real ones."""
+    row = {schema.SPECTRAL_DISTANCE: spectral_distance(fake, real),
+           schema.CHECKERBOARD_SCORE: checkerboard_score(fake, real)}
+    for name, backbone in backbones.items():
+        reference = real_reference(backbone, name, data, real, real_labels)
+        fake_features, fake_logits = backbone.images_to_outputs(fake)
+        row.update(backbone_columns(name, reference, fake_features))
+        if name == "inception":
+            row[schema.INCEPTION_SCORE] = (
+                logits_to_inception_score(fake_logits, min(IS_SPLITS, len(fake)))[0]
+                if fake_logits is not None else math.nan)  # notop weights: no logits
+        if name == "domain" and labels is not None and fake_logits is not None:
+            row[schema.CLASS_ACCURACY] = float((np.argmax(fake_logits, axis=1) == labels).mean())
+            row[schema.INTRA_CLASS_FD] = intra_class_fd(
+                fake_features, labels, reference.features, reference.labels)
+    return row
+
+
+def sample_column_names(backbones: dict[str, FeatureExtractor], conditional: bool) -> list[str]:
+    """The columns `sample_columns` fills for these backbones and this kind of model."""
+    names = [schema.SPECTRAL_DISTANCE, schema.CHECKERBOARD_SCORE]
+    for name in backbones:
+        names += BACKBONE_COLUMNS.get(name, ())
+        if name == "inception":
+            names.append(schema.INCEPTION_SCORE)
+        if name == "domain" and conditional:
+            names += [schema.CLASS_ACCURACY, schema.INTRA_CLASS_FD]
+    return names
+
+
+def balanced_labels(n: int, num_classes: int) -> np.ndarray:
+    return (np.arange(n) % num_classes).astype(np.int32)
+
+
+def generate_images(model, noise: np.ndarray, labels: np.ndarray | None,
+                    batch_size: int) -> np.ndarray:
+    """float32 images in [0, 1], generated batch by batch (inference mode)."""
+    out = []
+    for start in range(0, len(noise), batch_size):
+        batch_labels = None if labels is None else labels[start:start + batch_size]
+        out.append(np.asarray(model.generate(noise[start:start + batch_size], batch_labels),
+                              dtype=np.float32))
+    return np.concatenate(out)
+
+
+def real_reference(backbone: FeatureExtractor, name: str, data: ImageData, real: np.ndarray,
+                   real_labels: np.ndarray | None):
+    """The cached real-side statistics and features for this backbone and eval subset."""
+    key = ReferenceKey(dataset=data.name, split=data.eval_split, backbone=name,
+                       weights_id=backbone.weights_id, n=len(real),
+                       resize=backbone.resize_method,
+                       data_hash=arrays_to_hash(real, real_labels))
+    return load_or_compute_reference(key, lambda: (backbone.images_to_features(real), real_labels))
+
+
+def kid_subset_size(n_real: int, n_fake: int) -> int:
+    """At most 1000 (the KID paper's), and at most half the smaller set so subsets differ."""
+    return max(2, min(KID_SUBSET_SIZE, min(n_real, n_fake) // 2))
+
+
+def backbone_columns(name: str, reference, fake_features: np.ndarray) -> dict[str, float]:
+    fd_col, kid_col, kid_std_col, precision_col, recall_col = BACKBONE_COLUMNS[name]
+    fd = stats_to_fd(features_to_stats(fake_features), reference.prepared)
+    kid, kid_std = features_to_kid(reference.features, fake_features, n_subsets=KID_SUBSETS,
+                                   subset_size=kid_subset_size(len(reference.features),
+                                                               len(fake_features)),
+                                   seed=KID_SEED)
+    precision, recall = features_to_precision_recall(reference.features, fake_features,
+                                                     k=PR_NEIGHBOURS)
+    return {fd_col: fd, kid_col: kid, kid_std_col: kid_std, precision_col: precision,
+            recall_col: recall}
+
+
+def intra_class_fd(fake_features: np.ndarray, fake_labels: np.ndarray,
+                   real_features: np.ndarray, real_labels: np.ndarray | None) -> float:
+    """Mean over classes (with >= 2 fake and real samples) of FD(fake_c, real_c)."""
+    if real_labels is None:
+        return math.nan
+    distances = []
+    for c in np.unique(fake_labels):
+        fake_c, real_c = fake_features[fake_labels == c], real_features[real_labels == c]
+        if len(fake_c) >= 2 and len(real_c) >= 2:
+            ref = prepare_reference(features_to_stats(real_c))
+            distances.append(stats_to_fd(features_to_stats(fake_c), ref))
+    return float(np.mean(distances)) if distances else math.nan
+
+
+def vae_columns(model, x_uint8: np.ndarray, labels: np.ndarray | None, batch_size: int,
+                seed: tuple[int, int]) -> dict[str, float]:
+    """test_elbo and test_recon_error on real images (see the module docstring).
+
+    The ELBO's reparameterisation noise comes from the model's own seed
+    generator, set here from (trial seed, epoch) and restored afterwards, so the
+    number is repeatable and training continues exactly as without evaluation.
+    """
+    from keras import ops
+
+    from suite.models.conditioning import condition_image, one_hot_labels
+
+    saved = np.asarray(model.noise_seed.state.value).copy()
+    model.noise_seed.state.assign(np.asarray(seed, dtype=saved.dtype).reshape(saved.shape))
+    elbo_sum, sq_err_sum = 0.0, 0.0
+    try:
+        for start in range(0, len(x_uint8), batch_size):
+            images = x_uint8[start:start + batch_size].astype(np.float32) / 255.0
+            batch_labels = None if labels is None else labels[start:start + batch_size]
+            recon, kl = model.negative_elbo_terms(images, batch_labels, training=False)
+            elbo_sum -= float(np.sum(np.asarray(recon) + np.asarray(kl)))
+            one_hot = (None if batch_labels is None
+                       else one_hot_labels(batch_labels, model.num_classes))
+            stats = model.encoder(condition_image(images, one_hot), training=False)
+            mean = ops.split(stats, 2, axis=-1)[0]
+            decoded = np.asarray(model.generate(mean, batch_labels))
+            sq_err_sum += float(np.sum((decoded - images) ** 2))
+    finally:
+        model.noise_seed.state.assign(saved)
+    n_pixels = x_uint8[0].size
+    return {schema.TEST_ELBO: elbo_sum / len(x_uint8),
+            schema.TEST_RECON_ERROR: sq_err_sum / (len(x_uint8) * n_pixels)}

@@ -1,0 +1,252 @@
+"""Feature backbones: the domain classifier on real MNIST, its cache, the Inception path
+(random weights, no download), and the preflight errors that stop a sweep early."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+
+from suite.data import load_dataset
+from suite.errors import GenbenchError
+from suite.metrics import domain
+from suite.metrics.features import (
+    BACKBONES,
+    check_eval_setup,
+    clear_backbone_cache,
+    get_backbone,
+)
+from suite.spec import EvalSpec, Trial
+
+MNIST_MIN_ACCURACY = 0.985
+
+
+@pytest.fixture(scope="session")
+def eval_cache(tmp_path_factory):
+    """One genbench cache for the session: the domain classifier is trained once."""
+    path = tmp_path_factory.getbasetemp() / "genbench-cache"
+    path.mkdir(exist_ok=True)
+    patch = pytest.MonkeyPatch()
+    patch.setenv("GENBENCH_CACHE", str(path))
+    yield path
+    patch.undo()
+
+
+@pytest.fixture(scope="session")
+def mnist(data_dir):
+    return load_dataset("mnist", str(data_dir))
+
+
+@pytest.fixture(scope="session")
+def mnist_domain(eval_cache, mnist):
+    return get_backbone("domain", mnist)
+
+
+def make_trial(backbones: tuple[str, ...], dataset: str = "mnist", model: str = "dcgan") -> Trial:
+    return Trial(sweep="t", index=0, dataset=dataset, model=model, upsampling="nearest",
+                 latent_dim=8, epochs=1, milestones=(1,), seed=0, batch_size=32, lr=2e-4,
+                 lr_scaling="none", kernel_size=5, workers=1, max_train_images=None,
+                 eval=EvalSpec(n_samples=64, backbones=backbones, batch_size=32))
+
+
+def unlabelled_npz(tmp_path, mnist) -> str:
+    path = tmp_path / "digits.npz"
+    np.savez(path, x=mnist.x_eval[:400])  # no `y`
+    return f"npz:{path}"
+
+
+# ------------------------------------------------------------------------------ domain
+
+
+def test_domain_classifier_reaches_its_accuracy_on_real_mnist(mnist, mnist_domain) -> None:
+    assert mnist.train_split.startswith("test[holdout-train") and len(mnist.x_train) == 8000
+    images = mnist.x_eval.astype(np.float32) / 255.0
+    features, logits = mnist_domain.images_to_outputs(images)
+    accuracy = float((logits.argmax(axis=1) == mnist.y_eval).mean())
+    assert accuracy >= MNIST_MIN_ACCURACY, accuracy
+    assert features.shape == (len(images), mnist_domain.feature_dim) == (2000, 128)
+    assert np.isfinite(features).all() and features.std() > 0
+    assert mnist_domain.meta["eval_accuracy"] == pytest.approx(accuracy, abs=1e-9)
+    assert mnist_domain.weights_id.startswith("domain-v1-")
+
+
+def test_domain_classifier_is_cached_on_disk_and_not_retrained(eval_cache, mnist,
+                                                              mnist_domain) -> None:
+    weights = eval_cache / "domain" / f"{domain.domain_cache_name(mnist)[0]}.weights.h5"
+    assert weights.is_file() and weights.parent == eval_cache / "domain"
+    assert not list(weights.parent.glob(".*tmp*")), "temporary files left behind"
+    mtime, runs = weights.stat().st_mtime_ns, domain.training_runs
+    images = mnist.x_eval[:300].astype(np.float32) / 255.0
+    before = mnist_domain.images_to_features(images)
+    clear_backbone_cache()  # a new process would start like this: nothing built yet
+    again = get_backbone("domain", mnist)
+    assert again is not mnist_domain
+    assert domain.training_runs == runs, "the cached classifier was trained again"
+    assert weights.stat().st_mtime_ns == mtime
+    assert again.weights_id == mnist_domain.weights_id
+    np.testing.assert_array_equal(again.images_to_features(images), before)
+    assert get_backbone("domain", mnist) is again  # built once per process
+
+
+def test_backbones_survive_clear_session(mnist, mnist_domain) -> None:
+    import keras
+
+    images = mnist.x_eval[:64].astype(np.float32) / 255.0
+    before = mnist_domain.images_to_outputs(images)
+    keras.backend.clear_session()  # what the worker does at the start of every trial
+    after = get_backbone("domain", mnist).images_to_outputs(images)
+    np.testing.assert_array_equal(before[0], after[0])
+    np.testing.assert_array_equal(before[1], after[1])
+
+
+def test_domain_backbone_refuses_unlabelled_data(tmp_path, mnist, eval_cache) -> None:
+    name = unlabelled_npz(tmp_path, mnist)
+    data = load_dataset(name)
+    assert not data.labelled
+    with pytest.raises(GenbenchError, match=r"backbones: \[inception\]"):
+        domain.build_domain_extractor(data)
+    with pytest.raises(GenbenchError, match=r"eval\.backbones.*\n.*backbones: \[inception\]"):
+        check_eval_setup([make_trial(("domain",), dataset=name)], {name: data})
+    check_eval_setup([make_trial(("inception",), dataset=name)], {name: data}, "random")
+
+
+def test_unknown_backbone_is_named_with_the_known_ones(mnist) -> None:
+    with pytest.raises(GenbenchError) as info:
+        check_eval_setup([make_trial(("domain", "clip"))], {"mnist": mnist}, source="s.yaml")
+    message = str(info.value)
+    assert "s.yaml: eval.backbones" in message and "'clip'" in message
+    assert "domain, inception" in message
+    assert BACKBONES.names() == ["domain", "inception"]
+
+
+# ------------------------------------------------------------------------------ inception
+
+
+def test_inception_random_weights_run_end_to_end_without_download(
+        tmp_path, monkeypatch, mnist) -> None:
+    monkeypatch.setenv("KERAS_HOME", str(tmp_path / "empty-keras"))
+    monkeypatch.setenv("GENBENCH_OFFLINE", "1")
+    check_eval_setup([make_trial(("domain", "inception"))], {"mnist": mnist}, "random")
+    inception = get_backbone("inception", mnist, "random")
+    assert inception.weights_id == "random" and inception.has_logits
+    assert "299" in inception.resize_method and "antialias" in inception.resize_method
+    gray = mnist.x_eval[:6].astype(np.float32) / 255.0
+    features, logits = inception.images_to_outputs(gray)
+    assert features.shape == (6, 2048) and logits.shape == (6, 1000)
+    assert np.isfinite(features).all() and np.isfinite(logits).all()
+    assert features.std() > 0 and np.abs(features[0] - features[1]).max() > 0
+    colour = np.random.default_rng(0).random((2, 32, 32, 3), dtype=np.float32)
+    assert inception.images_to_features(colour).shape == (2, 2048)
+    # Back to grayscale after RGB: each image shape gets its own graph (and its tiling).
+    np.testing.assert_allclose(inception.images_to_features(gray[:2]), features[:2], rtol=1e-5,
+                               atol=1e-7)
+    assert not (tmp_path / "empty-keras" / "models").exists() or not any(
+        (tmp_path / "empty-keras" / "models").iterdir()), "something was downloaded"
+    # Seeded: a second build from scratch gives the same random network, and building it
+    # leaves the caller's Python random stream (Keras' default seeds) where it was.
+    import random
+
+    from suite.metrics.inception import build_inception_extractor
+
+    state = random.getstate()
+    rebuilt = build_inception_extractor(mnist, "random")
+    assert random.getstate() == state
+    np.testing.assert_array_equal(rebuilt.images_to_features(gray), features)
+
+
+def test_inception_without_weights_fails_clearly_before_training(tmp_path, monkeypatch,
+                                                                 mnist) -> None:
+    monkeypatch.setenv("KERAS_HOME", str(tmp_path / "empty-keras"))
+    monkeypatch.setenv("GENBENCH_OFFLINE", "1")  # no download attempt, even when online
+    with pytest.raises(GenbenchError) as info:
+        check_eval_setup([make_trial(("inception",))], {"mnist": mnist}, None, source="s.yaml")
+    message = str(info.value)
+    assert "s.yaml: eval.backbones" in message
+    assert "inception_v3_weights_tf_dim_ordering_tf_kernels.h5" in message
+    assert str(tmp_path / "empty-keras" / "models") in message
+    assert "--inception-weights" in message and "GENBENCH_OFFLINE" in message
+    with pytest.raises(GenbenchError, match="no such file"):
+        check_eval_setup([make_trial(("inception",))], {"mnist": mnist},
+                         str(tmp_path / "missing.h5"))
+
+
+def test_inception_weights_from_the_keras_cache_and_notop_files(tmp_path, monkeypatch,
+                                                                mnist) -> None:
+    """A weights file in $KERAS_HOME/models is found; a notop file gives features, no logits."""
+    import keras
+
+    from suite.metrics.features import seeded_construction
+    from suite.metrics.inception import NOTOP_FILE, locate_inception_weights
+
+    with seeded_construction(1):
+        net = keras.applications.InceptionV3(include_top=False, weights=None, pooling="avg")
+    saved = tmp_path / "inception_notop.weights.h5"
+    net.save_weights(saved)
+    models = tmp_path / "keras" / "models"
+    models.mkdir(parents=True)
+    (models / NOTOP_FILE).symlink_to(saved)
+    monkeypatch.setenv("KERAS_HOME", str(tmp_path / "keras"))
+    monkeypatch.setenv("GENBENCH_OFFLINE", "1")
+    located = locate_inception_weights(None)
+    assert located.path == models / NOTOP_FILE and located.weights_id.startswith(NOTOP_FILE)
+    extractor = get_backbone("inception", mnist, str(saved))
+    assert not extractor.has_logits and extractor.weights_id.startswith(saved.name)
+    images = mnist.x_eval[:3].astype(np.float32) / 255.0
+    features, logits = extractor.images_to_outputs(images)
+    assert logits is None
+    expected = net(extractor_input(images), training=False)
+    np.testing.assert_allclose(features, np.asarray(expected), rtol=1e-5, atol=1e-6)
+
+
+def extractor_input(images: np.ndarray):
+    from suite.metrics.inception import inception_preprocess
+
+    return inception_preprocess(images)
+
+
+def test_too_few_eval_samples_are_refused(mnist) -> None:
+    trial = make_trial(("domain",))
+    small = Trial(**{**trial.__dict__, "eval": EvalSpec(n_samples=5, backbones=("domain",))})
+    with pytest.raises(GenbenchError, match=r"eval\.n_samples.*n_samples 5"):
+        check_eval_setup([small], {"mnist": mnist})
+
+
+# ------------------------------------------------------------------------------ the cache
+
+CONCURRENT_REFERENCE = """
+import sys, time
+import numpy as np
+from suite.metrics.cache import ReferenceKey, load_or_compute_reference
+
+def compute():
+    with open(sys.argv[1], "a") as log:  # one line per computation
+        log.write("computed\\n")
+    time.sleep(1.0)  # the others arrive while this one works
+    rng = np.random.default_rng(0)
+    return rng.standard_normal((500, 16)), np.arange(500) % 10
+
+key = ReferenceKey("mnist", "test", "domain", "w1", 500, "none", "abc123")
+ref = load_or_compute_reference(key, compute)
+print(repr(float(ref.stats.mu.sum())), ref.features.shape, ref.labels[:3].tolist())
+"""
+
+
+def test_reference_statistics_are_computed_once_by_concurrent_processes(tmp_path) -> None:
+    import os
+    import subprocess
+    import sys
+
+    log = tmp_path / "computations.log"
+    env = {**os.environ, "GENBENCH_CACHE": str(tmp_path / "cache")}
+    procs = [subprocess.Popen([sys.executable, "-c", CONCURRENT_REFERENCE, str(log)], env=env,
+                              stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+             for _ in range(3)]
+    outputs = [p.communicate(timeout=120) for p in procs]
+    assert all(p.returncode == 0 for p in procs), [err for _, err in outputs]
+    assert log.read_text().splitlines() == ["computed"]
+    assert len({out for out, _ in outputs}) == 1 and "(500, 16) [0, 1, 2]" in outputs[0][0]
+    files = sorted(p.name for p in (tmp_path / "cache" / "reference").iterdir())
+    assert len([f for f in files if f.endswith(".npz")]) == 1
+    assert not [f for f in files if ".tmp" in f]
+    name = next(f for f in files if f.endswith(".npz"))
+    for choice in ("mnist", "test", "domain", "w1", "n500", "none", "abc123"):
+        assert choice in name  # the key names every protocol choice
