@@ -93,6 +93,8 @@ def build_parser() -> argparse.ArgumentParser:
                         help="submit only the trial(s) with this index")
     submit.add_argument("--out", default=DEFAULT_OUT, help="results root (default: results/)")
     submit.add_argument("--data-dir", help="directory with the datasets' original files")
+    submit.add_argument("--inception-weights", metavar="PATH",
+                        help="InceptionV3 weights on a filesystem the jobs see (see `run`)")
 
     status = sub.add_parser("status", help="each trial's state: results store and Slurm")
     status.add_argument("dirs", nargs="+", help="sweep directories (e.g. results/smoke)")
@@ -137,7 +139,8 @@ def cmd_plan(args: argparse.Namespace) -> int:
     for t in trials:
         table.add_row(str(t.index), t.trial_id, t.dataset, t.model, t.upsampling,
                       str(t.latent_dim), ",".join(map(str, t.milestones)), str(t.seed),
-                      str(t.batch_size), f"{t.lr:g}", str(t.workers), str(t.max_train_images or "all"))
+                      str(t.batch_size), f"{t.lr:g}", str(t.workers),
+                      str(t.max_train_images or "all"))
     Console(width=200).print(table)
     return 0
 
@@ -170,6 +173,13 @@ def preflight(sweep, data_dir: str | None, inception_weights: str | None = None)
     datasets = {name: load_dataset(name, data_dir) for name in sweep.datasets}  # lru-cached
     check_eval_setup(sweep.trials, datasets, inception_weights, source=sweep.source)
     prepare_backbones(sweep.trials, datasets)  # e.g. train the domain classifier once, now
+
+
+def absolute_weights_path(weights: str | None) -> str | None:
+    """Ranks and jobs may start in another directory: pass weights files absolute."""
+    if weights in (None, "random"):
+        return weights
+    return str(Path(weights).expanduser().resolve())
 
 
 def select_trials(sweep, indices: list[int] | None):
@@ -214,9 +224,7 @@ def cmd_run(args: argparse.Namespace) -> int:
     except UnknownNameError as exc:
         raise SpecError("command line", "--launcher", str(exc)) from None
     trials = select_trials(sweep, args.trial_index)
-    inception_weights = args.inception_weights
-    if inception_weights not in (None, "random"):  # ranks may run elsewhere: absolute path
-        inception_weights = str(Path(inception_weights).expanduser().resolve())
+    inception_weights = absolute_weights_path(args.inception_weights)
     preflight(sweep, args.data_dir, inception_weights)
 
     if args.preflight_only:
@@ -268,7 +276,8 @@ def _format(value) -> str:
 def cmd_show(args: argparse.Namespace) -> int:
     for d in args.dirs:
         if not Path(d).is_dir():
-            raise SpecError(d, "dirs", "no such directory", "give a sweep directory, e.g. results/smoke")
+            raise SpecError(d, "dirs", "no such directory",
+                            "give a sweep directory, e.g. results/smoke")
         print_results(Path(d))
     return 0
 
@@ -328,11 +337,13 @@ def cmd_submit(args: argparse.Namespace) -> int:
         array_parallelism=args.array_parallelism, account=args.account, qos=args.qos,
         mem_gb=args.mem_gb, setup=tuple(args.setup or ()))
     trials = select_trials(sweep, args.trial_index)
-    preflight(sweep, args.data_dir)
+    inception_weights = absolute_weights_path(args.inception_weights)
+    preflight(sweep, args.data_dir, inception_weights)
     out = Path(args.out).resolve()  # the jobs may start in another directory
     data_dir = str(Path(args.data_dir).resolve()) if args.data_dir else None
     sweep_dir(out, sweep.name).mkdir(parents=True, exist_ok=True)
-    submitted = launcher.submit(trials, RunContext(out=out, data_dir=data_dir))
+    submitted = launcher.submit(trials, RunContext(out=out, data_dir=data_dir,
+                                                   inception_weights=inception_weights))
     for s in submitted:
         print(f"{s.job_id}\ttrial {s.trial_index} {s.trial_id} workers={s.workers}")
     skipped = len(trials) - len(submitted)

@@ -18,7 +18,15 @@ import numpy as np
 from suite import schema
 from suite.data import ImageData, load_dataset
 from suite.environment import describe_environment, utc_timestamp
-from suite.events import EPOCH_END, TRIAL_END, TRIAL_SKIP, TRIAL_START, Event, EventSink, ignore_event
+from suite.events import (
+    EPOCH_END,
+    TRIAL_END,
+    TRIAL_SKIP,
+    TRIAL_START,
+    Event,
+    EventSink,
+    ignore_event,
+)
 from suite.results import (
     CHECKPOINT_FILE,
     CONFIG_FILE,

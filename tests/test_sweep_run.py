@@ -103,12 +103,25 @@ def test_npz_dataset_sweep(write_sweep, tmp_path, data_dir):
     digits = read_idx(data_dir / "mnist" / "t10k-images-idx3-ubyte.gz")[:400, 6:22, 6:22]
     npz = tmp_path / "crops.npz"
     np.savez(npz, x=digits)  # 16x16, no labels
+    # No labels, so no domain classifier: sample quality from spectra only.
     sweep = write_sweep(SMALL.replace("dataset: mnist", f"dataset: 'npz:{npz}'")
-                        .replace("[1, 2]", "[1]"))
+                        .replace("[1, 2]", "[1]")
+                        .replace("eval: {n_samples: 200}", "eval: {n_samples: 200, backbones: []}"))
     assert main(["run", str(sweep), "--out", str(tmp_path / "out"), "--quiet"]) == 0
     df = read_results_frame(tmp_path / "out" / "small")
     assert len(df) == 2 and set(df[schema.STATUS]) == {"ok"}
     assert set(df[schema.IMAGE_SHAPE]) == {"16x16x1"} and set(df[schema.N_TRAIN]) == {256}
+    assert df[schema.SPECTRAL_DISTANCE].notna().all() and df[schema.FD_DOMAIN].isna().all()
+
+
+def test_unlabelled_npz_with_domain_backbone_is_refused(write_sweep, tmp_path, capsys):
+    npz = tmp_path / "nolabels.npz"
+    np.savez(npz, x=np.zeros((300, 16, 16), np.uint8))
+    sweep = write_sweep(SMALL.replace("dataset: mnist", f"dataset: 'npz:{npz}'"))
+    assert main(["run", str(sweep), "--out", str(tmp_path / "out"), "--quiet"]) == 2
+    err = capsys.readouterr().err
+    assert "eval.backbones" in err and "Traceback" not in err
+    assert not (tmp_path / "out").exists()
 
 
 def test_killed_run_resumes_from_its_checkpoint(write_sweep, tmp_path):
