@@ -107,12 +107,11 @@ def run_trial(trial: Trial, ctx: RunContext, replicas=None,
 
     replicas = replicas or SingleReplica()
     is_writer = replicas.info.rank == 0
+    skipped = skip_if_finished(trial, ctx, on_event)
+    if skipped:
+        return skipped
     directory = trial_dir(ctx.out, trial.sweep, trial.trial_id)
     label = trial_label(trial)
-    state = trial_state(directory, trial.milestones)
-    if is_finished(state):
-        on_event(Event(TRIAL_SKIP, trial.trial_id, label, status=state))
-        return TrialResult(trial.trial_id, state, skipped=True)
     if is_writer:
         (directory / SAMPLES_DIR).mkdir(parents=True, exist_ok=True)
         write_json_atomic(directory / CONFIG_FILE, {**trial.config(), "trial_id": trial.trial_id,
@@ -142,6 +141,39 @@ def run_trial(trial: Trial, ctx: RunContext, replicas=None,
     on_event(Event(TRIAL_END, trial.trial_id, label, epoch=progress["epoch"],
                    epochs=trial.epochs, status=status, message=error))
     return TrialResult(trial.trial_id, status, error=error, weights_digest=digest)
+
+
+def stored_state(trial: Trial, ctx: RunContext) -> str:
+    """The trial's state according to the results store (see results.trial_state)."""
+    return trial_state(trial_dir(ctx.out, trial.sweep, trial.trial_id), trial.milestones)
+
+
+def skip_if_finished(trial: Trial, ctx: RunContext, on_event: EventSink) -> TrialResult | None:
+    """A skipped result (and event) for a trial already finished, else None."""
+    state = stored_state(trial, ctx)
+    if not is_finished(state):
+        return None
+    on_event(Event(TRIAL_SKIP, trial.trial_id, trial_label(trial), status=state))
+    return TrialResult(trial.trial_id, state, skipped=True)
+
+
+def outcome_from_store(trial: Trial, ctx: RunContext, error_if_unfinished: str,
+                       detail: str = "") -> TrialResult:
+    """The outcome of a trial that ran in other processes (ranks, Ray, Slurm).
+
+    A trial that ended unfinished without a `failed` row (its processes died)
+    is recorded `failed` here, with `error_if_unfinished`.
+    """
+    state = stored_state(trial, ctx)
+    if is_finished(state):
+        return TrialResult(trial.trial_id, state)
+    directory = trial_dir(ctx.out, trial.sweep, trial.trial_id)
+    failed = [r for r in read_rows(directory / RESULT_FILE)
+              if r[schema.STATUS] == schema.STATUS_FAILED]
+    if failed:
+        return TrialResult(trial.trial_id, schema.STATUS_FAILED, error=failed[-1][schema.ERROR])
+    record_failure(trial, ctx, error_if_unfinished, detail)
+    return TrialResult(trial.trial_id, schema.STATUS_FAILED, error=error_if_unfinished)
 
 
 def record_failure(trial: Trial, ctx: RunContext, error: str, detail: str = "",

@@ -42,16 +42,23 @@ from suite.errors import GenbenchError, SpecError
 from suite.events import (
     EPOCH_END,
     TRIAL_END,
-    TRIAL_SKIP,
     TRIAL_START,
     Event,
     EventSink,
     ignore_event,
 )
 from suite.launchers.base import Launcher
-from suite.results import RESULT_FILE, is_finished, read_rows, sweep_dir, trial_dir, trial_state
+from suite.results import sweep_dir
 from suite.spec import Trial
-from suite.worker import RunContext, TrialResult, record_failure, run_trial, trial_label
+from suite.worker import (
+    RunContext,
+    TrialResult,
+    outcome_from_store,
+    record_failure,
+    run_trial,
+    skip_if_finished,
+    trial_label,
+)
 
 RAY_EXTRA = "pip install 'genbench[ray]'"
 TRIAL_KEY = "genbench_trial_index"  # the one axis of the Tune grid
@@ -126,10 +133,9 @@ class RayTuneLauncher(Launcher):
         results: dict[str, TrialResult] = {}
         todo: list[Trial] = []
         for t in trials:
-            state = trial_state(trial_dir(ctx.out, t.sweep, t.trial_id), t.milestones)
-            if is_finished(state):  # no Ray actor needed to skip it
-                on_event(Event(TRIAL_SKIP, t.trial_id, trial_label(t), status=state))
-                results[t.trial_id] = TrialResult(t.trial_id, state, skipped=True)
+            skipped = skip_if_finished(t, ctx, on_event)  # no Ray actor needed to skip it
+            if skipped:
+                results[t.trial_id] = skipped
             else:
                 todo.append(t)
         if todo:
@@ -214,22 +220,9 @@ class RayTuneLauncher(Launcher):
 
 
 def trial_outcome(trial: Trial, ctx: RunContext, tune_error: str = "") -> TrialResult:
-    """What the store says about a trial Tune has finished with.
-
-    A trial that ended unfinished without a `failed` row (its process died) is
-    recorded `failed` with Tune's error.
-    """
-    directory = trial_dir(ctx.out, trial.sweep, trial.trial_id)
-    state = trial_state(directory, trial.milestones)
-    if is_finished(state):
-        return TrialResult(trial.trial_id, state)
-    failed = [r for r in read_rows(directory / RESULT_FILE)
-              if r[schema.STATUS] == schema.STATUS_FAILED]
-    if failed:
-        return TrialResult(trial.trial_id, schema.STATUS_FAILED, error=failed[-1][schema.ERROR])
-    error = tune_error or "the Ray Tune trial ended before the trial finished"
-    record_failure(trial, ctx, error)
-    return TrialResult(trial.trial_id, schema.STATUS_FAILED, error=error)
+    """What the store says about a trial Tune has finished with."""
+    return outcome_from_store(
+        trial, ctx, tune_error or "the Ray Tune trial ended before the trial finished")
 
 
 def _event_bridge(by_index: dict[int, Trial], ctx: RunContext, on_event: EventSink):

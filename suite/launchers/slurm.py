@@ -36,10 +36,10 @@ from suite.environment import THREADS_ENV, utc_timestamp
 from suite.errors import GenbenchError, SpecError
 from suite.events import TRIAL_END, TRIAL_START, Event, EventSink
 from suite.launchers.base import Launcher
-from suite.results import is_finished, sweep_dir, trial_dir, trial_state, write_json_atomic
+from suite.results import is_finished, sweep_dir, write_json_atomic
 from suite.schema import STATUS_FAILED
 from suite.spec import Trial
-from suite.worker import RunContext, TrialResult, trial_label
+from suite.worker import RunContext, TrialResult, outcome_from_store, stored_state, trial_label
 
 SLURM_DIR = "slurm"  # under the sweep directory: jobs.json and submitit's logs/
 JOBS_FILE = "jobs.json"
@@ -153,9 +153,7 @@ class SlurmLauncher(Launcher):
         """Submit the unfinished trials as job arrays and return at once."""
         submitit = import_submitit()
         check_slurm_commands()
-        trials = [t for t in trials
-                  if not is_finished(trial_state(trial_dir(ctx.out, t.sweep, t.trial_id),
-                                                 t.milestones))]
+        trials = [t for t in trials if not is_finished(stored_state(t, ctx))]
         if not trials:
             return []
         ctx = dataclasses.replace(ctx, out=Path(ctx.out).resolve())  # tasks may start elsewhere
@@ -222,17 +220,15 @@ class SlurmLauncher(Launcher):
             time.sleep(self.options.poll_s)
         results = []
         for t in trials:
-            state = trial_state(trial_dir(ctx.out, t.sweep, t.trial_id), t.milestones)
-            status = state if is_finished(state) else STATUS_FAILED
-            error = "" if is_finished(state) else (
-                f"the Slurm job {submitted[t.trial_id].job_id} ended with the trial {state}; "
-                f"see its log in {submitted[t.trial_id].log_folder}" if t.trial_id in submitted
-                else "")
-            if t.trial_id in submitted:
-                on_event(Event(TRIAL_END, t.trial_id, trial_label(t), epoch=t.epochs,
-                               epochs=t.epochs, status=status, message=error))
-            results.append(TrialResult(t.trial_id, status, skipped=t.trial_id not in submitted,
-                                       error=error))
+            job = submitted.get(t.trial_id)
+            if job is None:  # finished before: submit skipped it
+                results.append(TrialResult(t.trial_id, stored_state(t, ctx), skipped=True))
+                continue
+            result = outcome_from_store(t, ctx, f"the Slurm job {job.job_id} ended before the "
+                                                f"trial finished; see its log in {job.log_folder}")
+            on_event(Event(TRIAL_END, t.trial_id, trial_label(t), epoch=t.epochs,
+                           epochs=t.epochs, status=result.status, message=result.error))
+            results.append(result)
         return results
 
 
