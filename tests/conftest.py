@@ -31,3 +31,22 @@ def write_sweep(tmp_path):
         return path
 
     return write
+
+
+@pytest.fixture(scope="session")
+def eval_cache(tmp_path_factory):
+    """One genbench cache for the session: the domain classifier is trained once."""
+    path = tmp_path_factory.getbasetemp() / "genbench-cache"
+    path.mkdir(exist_ok=True)
+    patch = pytest.MonkeyPatch()
+    patch.setenv("GENBENCH_CACHE", str(path))
+    yield path
+    patch.undo()
+
+
+@pytest.fixture(scope="session")
+def mnist(data_dir):
+    """Real MNIST (the ../shared/data test split, as a holdout)."""
+    from suite.data import load_dataset
+
+    return load_dataset("mnist", str(data_dir))

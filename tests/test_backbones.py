@@ -20,20 +20,6 @@ from suite.spec import EvalSpec, Trial
 MNIST_MIN_ACCURACY = 0.985
 
 
-@pytest.fixture(scope="session")
-def eval_cache(tmp_path_factory):
-    """One genbench cache for the session: the domain classifier is trained once."""
-    path = tmp_path_factory.getbasetemp() / "genbench-cache"
-    path.mkdir(exist_ok=True)
-    patch = pytest.MonkeyPatch()
-    patch.setenv("GENBENCH_CACHE", str(path))
-    yield path
-    patch.undo()
-
-
-@pytest.fixture(scope="session")
-def mnist(data_dir):
-    return load_dataset("mnist", str(data_dir))
 
 
 @pytest.fixture(scope="session")

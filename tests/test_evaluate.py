@@ -8,7 +8,6 @@ import numpy as np
 import pytest
 
 from suite import schema
-from suite.data import load_dataset
 from suite.metrics import domain
 from suite.metrics.cache import clear_loaded_references
 from suite.metrics.evaluate import BackboneSettings, evaluate_milestone
@@ -27,20 +26,6 @@ INCEPTION = {schema.FID_INCEPTION, schema.KID_INCEPTION, schema.KID_INCEPTION_ST
              schema.PRECISION_INCEPTION, schema.RECALL_INCEPTION, schema.INCEPTION_SCORE}
 
 
-@pytest.fixture(scope="session")
-def eval_cache(tmp_path_factory):
-    """The session's genbench cache (the same directory test_backbones.py uses)."""
-    path = tmp_path_factory.getbasetemp() / "genbench-cache"
-    path.mkdir(exist_ok=True)
-    patch = pytest.MonkeyPatch()
-    patch.setenv("GENBENCH_CACHE", str(path))
-    yield path
-    patch.undo()
-
-
-@pytest.fixture(scope="session")
-def mnist(data_dir):
-    return load_dataset("mnist", str(data_dir))
 
 
 @pytest.fixture(scope="session")

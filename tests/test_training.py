@@ -6,7 +6,6 @@ import keras
 import numpy as np
 import pytest
 
-from suite.data import load_dataset
 from suite.models import MODELS
 from suite.models.networks import NetSpec
 from suite.training.clock import ThroughputClock
@@ -14,9 +13,8 @@ from suite.training.loop import TrainConfig, train
 
 
 @pytest.fixture(scope="module")
-def mnist(data_dir):
-    data = load_dataset("mnist", str(data_dir))
-    return data.x_train[:1024], data.y_train[:1024]
+def mnist_slice(mnist):
+    return mnist.x_train[:1024], mnist.y_train[:1024]
 
 
 def build(name: str, lr: float = 1e-3, seed: int = 0, upsampling: str = "nearest"):
@@ -25,8 +23,8 @@ def build(name: str, lr: float = 1e-3, seed: int = 0, upsampling: str = "nearest
     return MODELS.get(name)(NetSpec((28, 28, 1), 8, classes, upsampling, 3), lr, seed)
 
 
-def test_short_run_lowers_the_loss(mnist):
-    x, y = mnist
+def test_short_run_lowers_the_loss(mnist_slice):
+    x, y = mnist_slice
     history = []
     outcome = train(build("vae"), x, y, TrainConfig(epochs=3, milestones=(3,), batch_size=64,
                                                     seed=0), on_epoch=history.append)
@@ -38,8 +36,8 @@ def test_short_run_lowers_the_loss(mnist):
     assert clock.images_per_sec > 0 and clock.compile_time_s > clock.step_time_p50_ms / 1e3
 
 
-def test_gan_losses_move_and_milestones_fire(mnist):
-    x, y = mnist
+def test_gan_losses_move_and_milestones_fire(mnist_slice):
+    x, y = mnist_slice
     reached = []
     outcome = train(build("cgan", lr=2e-4), x, y,
                     TrainConfig(epochs=2, milestones=(1, 2), batch_size=64, seed=1),
@@ -48,8 +46,8 @@ def test_gan_losses_move_and_milestones_fire(mnist):
     assert all(set(r.losses) == {"loss_g", "loss_d"} for r in reached)
 
 
-def test_resume_from_checkpoint_matches_an_uninterrupted_run(mnist, tmp_path):
-    x, y = mnist
+def test_resume_from_checkpoint_matches_an_uninterrupted_run(mnist_slice, tmp_path):
+    x, y = mnist_slice
     x, y = x[:512], y[:512]
     config = TrainConfig(epochs=2, milestones=(2,), batch_size=64, seed=3)
     straight = build("dcgan", seed=3)
@@ -68,8 +66,8 @@ def test_resume_from_checkpoint_matches_an_uninterrupted_run(mnist, tmp_path):
                                    err_msg=a.path)
 
 
-def test_non_finite_loss_stops_the_trial_as_diverged(mnist):
-    x, y = mnist
+def test_non_finite_loss_stops_the_trial_as_diverged(mnist_slice):
+    x, y = mnist_slice
     outcome = train(build("vae", lr=1e9), x, y,
                     TrainConfig(epochs=5, milestones=(5,), batch_size=64, seed=0))
     assert outcome.status == "diverged"
