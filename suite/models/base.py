@@ -7,6 +7,8 @@ from typing import Any
 
 import keras
 
+from suite.models.conditioning import one_hot_labels
+
 # Averages gradients across replicas inside a compiled step (identity on one worker).
 GradientReducer = Callable[[list[Any]], list[Any]]
 
@@ -49,6 +51,12 @@ class GenerativeModel(keras.Model):
     def generate(self, noise, labels):
         """Images in [0, 1] for the given noise (and labels when conditional)."""
         raise NotImplementedError
+
+    def one_hot(self, labels):
+        """One-hot labels for a conditional model; None when unconditional or unlabelled."""
+        if not self.num_classes or labels is None:
+            return None
+        return one_hot_labels(labels, self.num_classes)
 
     def param_counts(self) -> dict[str, int]:
         return {name: int(net.count_params()) for name, net in self.networks.items()}

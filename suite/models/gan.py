@@ -11,7 +11,7 @@ import tensorflow as tf
 from keras import ops
 
 from suite.models.base import GenerativeModel, GradientReducer
-from suite.models.conditioning import condition_image, condition_latent, one_hot_labels
+from suite.models.conditioning import condition_image, condition_latent
 from suite.models.networks import NetSpec, build_discriminator, build_generator
 
 
@@ -38,12 +38,9 @@ class GAN(GenerativeModel):
         return [(self.g_optimizer, self.generator.trainable_variables),
                 (self.d_optimizer, self.discriminator.trainable_variables)]
 
-    def _one_hot(self, labels):
-        return one_hot_labels(labels, self.num_classes) if self.num_classes else None
-
     def train_batch(self, images, labels, reduce: GradientReducer):
         batch = ops.shape(images)[0]
-        one_hot = self._one_hot(labels)
+        one_hot = self.one_hot(labels)
         noise = keras.random.normal((batch, self.latent_dim), seed=self.noise_seed)
         bce = keras.losses.BinaryCrossentropy(from_logits=True)
         with tf.GradientTape() as g_tape, tf.GradientTape() as d_tape:
@@ -62,7 +59,7 @@ class GAN(GenerativeModel):
         return {"loss_g": loss_g, "loss_d": loss_d}
 
     def generate(self, noise, labels=None):
-        z = condition_latent(noise, self._one_hot(labels) if labels is not None else None)
+        z = condition_latent(noise, self.one_hot(labels))
         return self.to_unit_range(self.generator(z, training=False))
 
 

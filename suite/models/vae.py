@@ -11,7 +11,7 @@ import tensorflow as tf
 from keras import ops
 
 from suite.models.base import GenerativeModel, GradientReducer
-from suite.models.conditioning import condition_image, condition_latent, one_hot_labels
+from suite.models.conditioning import condition_image, condition_latent
 from suite.models.networks import NetSpec, build_encoder, build_generator
 
 
@@ -37,12 +37,9 @@ class VAE(GenerativeModel):
         return [(self.optimizer_, self.encoder.trainable_variables
                  + self.decoder.trainable_variables)]
 
-    def _one_hot(self, labels):
-        return one_hot_labels(labels, self.num_classes) if self.num_classes else None
-
     def negative_elbo_terms(self, images, labels, training: bool):
         """Per-example reconstruction and KL terms of the single-sample ELBO."""
-        one_hot = self._one_hot(labels)
+        one_hot = self.one_hot(labels)
         stats = self.encoder(condition_image(images, one_hot), training=training)
         mean, logvar = ops.split(stats, 2, axis=-1)
         eps = keras.random.normal(ops.shape(mean), seed=self.noise_seed)
@@ -62,7 +59,7 @@ class VAE(GenerativeModel):
         return {"elbo": -loss, "loss_recon": ops.mean(recon), "loss_kl": ops.mean(kl)}
 
     def generate(self, noise, labels=None):
-        z = condition_latent(noise, self._one_hot(labels) if labels is not None else None)
+        z = condition_latent(noise, self.one_hot(labels))
         return ops.sigmoid(self.decoder(z, training=False))
 
 
