@@ -14,7 +14,7 @@ SWEEP  ?= smoke
 OUT    ?= results
 PYTEST_ARGS ?=
 
-.PHONY: install run test bench lint clean
+.PHONY: install test-deps run test test-fast bench lint clean
 
 $(PY):
 	$(PYTHON) -m venv $(VENV)
@@ -30,8 +30,19 @@ install: $(STAMP)
 run: install
 	$(VENV)/bin/genbench run $(SWEEP) --out $(OUT)
 
-test: install
+# System packages only the tests use (a one-node Slurm, headless Chromium): installed
+# here, by the test target's own install step, never by `make run` or inside a test.
+TEST_DEB_PKGS ?= munge slurmctld slurmd slurm-client chromium
+
+test-deps:
+	@tools/system-deps.sh $(TEST_DEB_PKGS)
+
+test: install test-deps
 	$(PY) -m pytest $(PYTEST_ARGS)
+
+# The fast tier: no model training, no cluster (tests/unit), in well under 2 minutes.
+test-fast: install
+	$(PY) -m pytest tests/unit $(PYTEST_ARGS)
 
 bench: install
 	@for b in benchmarks/bench_*.py; do echo "== $$b"; $(PY) $$b || exit 1; done

@@ -3,12 +3,20 @@
 from __future__ import annotations
 
 import os
+import tempfile
 import textwrap
 from pathlib import Path
 
 import pytest
 
 os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
+
+# Every cache the suite and Keras write goes to a directory of this test session, set
+# before anything is imported, so subprocesses (ranks, Ray workers, Slurm jobs) inherit
+# it and no test depends on, or writes into, the user's ~/.cache/genbench or ~/.keras.
+SESSION_CACHE = Path(tempfile.mkdtemp(prefix="genbench-test-cache-"))
+os.environ["GENBENCH_CACHE"] = str(SESSION_CACHE / "genbench")
+os.environ["KERAS_HOME"] = str(SESSION_CACHE / "keras")
 
 REPO = Path(__file__).resolve().parent.parent
 SHARED_DATA = REPO.parent / "shared" / "data"
@@ -34,14 +42,11 @@ def write_sweep(tmp_path):
 
 
 @pytest.fixture(scope="session")
-def eval_cache(tmp_path_factory):
-    """One genbench cache for the session: the domain classifier is trained once."""
-    path = tmp_path_factory.getbasetemp() / "genbench-cache"
-    path.mkdir(exist_ok=True)
-    patch = pytest.MonkeyPatch()
-    patch.setenv("GENBENCH_CACHE", str(path))
-    yield path
-    patch.undo()
+def eval_cache() -> Path:
+    """The session's genbench cache: the domain classifier is trained once per session."""
+    path = SESSION_CACHE / "genbench"
+    path.mkdir(parents=True, exist_ok=True)
+    return path
 
 
 @pytest.fixture(scope="session")

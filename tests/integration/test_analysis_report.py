@@ -24,7 +24,7 @@ from analysis.report import write_report
 from suite import schema
 from suite.results import RESULT_FILE, trial_dir, write_rows
 
-REPO = Path(__file__).resolve().parent.parent
+REPO = Path(__file__).resolve().parents[2]
 VENV_BIN = Path(sys.executable).parent
 GENBENCH = VENV_BIN / "genbench"
 CHROMIUM_FLAGS = ("--headless", "--no-sandbox", "--disable-gpu", "--disable-quic",

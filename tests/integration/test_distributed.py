@@ -22,8 +22,8 @@ from suite.training import distributed
 from suite.training.distributed import horovodrun_command, start_replicas
 from suite.training.replicas import RankInfo, Replicas, SingleReplica
 
-REPO = Path(__file__).resolve().parents[1]
-CHECKS = REPO / "tests" / "_hvd_scripts" / "replica_checks.py"
+REPO = Path(__file__).resolve().parents[2]
+CHECKS = REPO / "tests" / "integration" / "_hvd_scripts" / "replica_checks.py"
 ATOL = 1e-5
 
 needs_horovod = pytest.mark.skipif(

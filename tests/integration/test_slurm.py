@@ -27,7 +27,7 @@ from suite import schema
 from suite.results import RESULT_FILE, read_rows, trial_dir
 from suite.spec import load_sweep
 
-REPO = Path(__file__).resolve().parent.parent
+REPO = Path(__file__).resolve().parents[2]
 CLUSTER_SCRIPT = REPO / "slurm" / "local-cluster.sh"
 SBATCH_TEMPLATE = REPO / "slurm" / "sweep.sbatch"
 BIN = Path(sys.executable).parent
