@@ -50,8 +50,12 @@ def empty_results() -> pd.DataFrame:
     return pd.DataFrame(columns)
 
 
-def load_results(*paths: str | Path) -> pd.DataFrame:
+def load_results(*paths: str | Path, deduplicate: bool = True) -> pd.DataFrame:
     """All result rows under `paths` (sweep dirs, results roots or result.parquet files).
+
+    genbench's one reader of results (`genbench show`, `report`, analysis and the
+    tests): one row per (trial, epoch), the newest; `deduplicate=False` keeps every
+    row as written (for audits that count rows).
 
     Raises FileNotFoundError for a path that does not exist. Unreadable, partial
     or foreign-schema files are skipped with a `ResultsWarning` naming the file.
@@ -67,7 +71,7 @@ def load_results(*paths: str | Path) -> pd.DataFrame:
         return empty_results()
     df = pd.concat(frames, ignore_index=True)
     df = _conform(df)
-    return _deduplicate(df)
+    return _deduplicate(df) if deduplicate else df
 
 
 def sample_path(row: Mapping[str, Any] | pd.Series) -> Path | None:

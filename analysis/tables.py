@@ -11,6 +11,7 @@ landed have none.
 
 from __future__ import annotations
 
+import json
 from collections.abc import Sequence
 from typing import Any
 
@@ -18,6 +19,7 @@ import numpy as np
 import pandas as pd
 
 from suite import schema
+from suite.results import rows_to_state
 
 STATS = ("mean", "std", "n")
 
@@ -360,25 +362,23 @@ def pareto_front(df: pd.DataFrame, quality: str, throughput: str = schema.IMAGES
 
 
 def trial_overview(df: pd.DataFrame) -> pd.DataFrame:
-    """One row per trial: its configuration, the last epoch reached and its status.
+    """One row per trial: its configuration, the last epoch reached and its state.
 
-    Status: "diverged" if any row diverged, "failed" if the latest row failed,
-    "ok" when the final epoch was reached, else "partial".
+    The state is the store's own (`suite.results.rows_to_state`): diverged, ok
+    (every milestone written), failed, or partial.
     """
     if df.empty:
         return pd.DataFrame(columns=[schema.TRIAL_ID, schema.STATUS])
     df = df.sort_values([schema.TRIAL_ID, schema.EPOCH], kind="stable")
     last = df.groupby(schema.TRIAL_ID, sort=False).tail(1).set_index(schema.TRIAL_ID)
-    statuses = df.groupby(schema.TRIAL_ID)[schema.STATUS].agg(set)
     done = df[df[schema.STATUS] == schema.STATUS_OK]
     final = done[done[schema.EPOCH] == done[schema.EPOCHS]].set_index(schema.TRIAL_ID)
+    final = final[~final.index.duplicated(keep="last")]
 
     def status(trial_id: str) -> str:
-        if schema.STATUS_DIVERGED in statuses[trial_id]:
-            return schema.STATUS_DIVERGED
-        if last.at[trial_id, schema.STATUS] == schema.STATUS_FAILED:
-            return schema.STATUS_FAILED
-        return schema.STATUS_OK if trial_id in final.index else "partial"
+        rows = df[df[schema.TRIAL_ID] == trial_id]
+        return rows_to_state(zip(rows[schema.EPOCH], rows[schema.STATUS], strict=True),
+                             _milestones(rows.iloc[-1]))
 
     columns = [c for c in (schema.SWEEP, *DESIGN_COLUMNS, schema.SEED) if c in last]
     out = last[columns].copy()
@@ -390,6 +390,14 @@ def trial_overview(df: pd.DataFrame) -> pd.DataFrame:
     if not order.empty:
         out = out.loc[order.sort_values(list(order.columns), kind="stable").index]
     return out.reset_index()
+
+
+def _milestones(row: pd.Series) -> list[int]:
+    """A trial's milestones, from the config every row carries (its final epoch if absent)."""
+    try:
+        return [int(m) for m in json.loads(row[schema.CONFIG_JSON])["milestones"]]
+    except (KeyError, TypeError, ValueError):
+        return [int(row[schema.EPOCHS])]
 
 
 def _require(df: pd.DataFrame, columns: Sequence[str]) -> None:

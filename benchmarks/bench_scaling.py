@@ -17,7 +17,7 @@ import tempfile
 from pathlib import Path
 
 from suite import schema
-from suite.results import read_results_frame
+from analysis.load import load_results
 
 SWEEP = """
 name: weak-scaling
@@ -56,7 +56,7 @@ def main() -> None:
                                tmp, "--quiet"], env=env, capture_output=True, text=True)
         if proc.returncode:
             sys.exit(proc.stderr[-3000:])
-        df = read_results_frame(Path(tmp) / "weak-scaling")
+        df = load_results(Path(tmp) / "weak-scaling", deduplicate=False)
     final = df[df[schema.EPOCH] == args.epochs].set_index(schema.WORKERS)
     t1 = final.loc[1, schema.IMAGES_PER_SEC]
     tn = final.loc[args.workers, schema.IMAGES_PER_SEC]

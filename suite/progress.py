@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from rich.console import Console
+from rich.markup import escape
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
 
 from suite.events import EPOCH_END, TRIAL_END, TRIAL_SKIP, TRIAL_START, Event
@@ -20,7 +21,7 @@ class RichProgress:
                                  MofNCompleteColumn(), TimeElapsedColumn(),
                                  console=self.console, disable=quiet, transient=False)
         self.sweep_task = self.progress.add_task(f"sweep {sweep}", total=n_trials)
-        self.trial_task = None
+        self.trial_tasks: dict[str, int] = {}  # trial id -> its epoch bar (Ray runs several)
 
     def __enter__(self) -> RichProgress:
         self.progress.start()
@@ -30,20 +31,25 @@ class RichProgress:
         self.progress.stop()
 
     def handle(self, event: Event) -> None:
-        if event.kind == TRIAL_START:
-            self.trial_task = self.progress.add_task(f"  {event.label}", total=event.epochs)
-        elif event.kind == EPOCH_END and self.trial_task is not None:
+        if event.kind == TRIAL_START and event.trial_id not in self.trial_tasks:
+            self.trial_tasks[event.trial_id] = self.progress.add_task(
+                f"  {event.label}", total=event.epochs)
+        elif event.kind == EPOCH_END and event.trial_id in self.trial_tasks:
             losses = " ".join(f"{k}={v:.3g}" for k, v in event.losses.items())
-            self.progress.update(self.trial_task, completed=event.epoch,
+            self.progress.update(self.trial_tasks[event.trial_id], completed=event.epoch,
                                  description=f"  {event.label} {losses}")
         elif event.kind in (TRIAL_END, TRIAL_SKIP):
-            if self.trial_task is not None:
-                self.progress.remove_task(self.trial_task)
-                self.trial_task = None
+            task = self.trial_tasks.pop(event.trial_id, None)
+            if task is not None:
+                self.progress.remove_task(task)
             self.progress.advance(self.sweep_task)
             if not self.quiet:
                 style = STATUS_STYLE.get(event.status, "white")
-                verb = "skipped (already " + event.status + ")" if event.kind == TRIAL_SKIP \
-                    else event.status
+                if event.kind == TRIAL_SKIP:
+                    verb = (f"skipped (already {event.status})" if not event.message
+                            else f"skipped ({event.status})")
+                else:
+                    verb = event.status
                 detail = f": {event.message}" if event.message else ""
-                self.console.print(f"[{style}]{event.trial_id} {event.label} {verb}{detail}[/]")
+                text = escape(f"{event.trial_id} {event.label} {verb}{detail}")
+                self.console.print(f"[{style}]{text}[/]", highlight=False)

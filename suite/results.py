@@ -1,19 +1,16 @@
-"""The results store: one directory per trial, rows in parquet, written atomically.
+"""Result rows: parquet files of one row per milestone, their layout and their meaning.
 
-    <out>/<sweep>/trials/<trial_id>/result.parquet   one row per milestone
-                                    config.json      the resolved trial
-                                    samples/epoch_NNNN.png
-                                    checkpoint.npz
+    <out>/<sweep>/trials/<trial_id>/result.parquet   (the rest of a trial's
+                                                      directory: suite.store)
 
 Column names and types come from `suite.schema`; a row with an unknown column
-is a programming error and raises. No TensorFlow here: `analysis` and the CLI's
+is a programming error and raises. A file that cannot be read raises
+ResultFileError naming it. No TensorFlow here: `analysis` and the CLI's
 `show`/`status` read the store with pandas alone.
 """
 
 from __future__ import annotations
 
-import json
-import os
 from collections.abc import Iterable
 from pathlib import Path
 from typing import Any
@@ -22,16 +19,20 @@ import pyarrow as pa
 import pyarrow.parquet as pq
 
 from suite import schema
+from suite.atomic import write_atomic
+from suite.errors import GenbenchError
 
 RESULT_FILE = "result.parquet"
-CONFIG_FILE = "config.json"
-CHECKPOINT_FILE = "checkpoint.npz"
-SAMPLES_DIR = "samples"
 TRIALS_DIR = "trials"
 
-# Trial states derived from the store.
+# Trial states derived from the store (besides the row statuses ok / diverged / failed).
 STATE_MISSING = "missing"  # never started
 STATE_PARTIAL = "partial"  # some milestones written, or only a checkpoint: resumable
+STATE_CORRUPT = "corrupt"  # the result file cannot be read: `run` sets it aside and restarts
+
+
+class ResultFileError(GenbenchError):
+    """A result.parquet that cannot be read."""
 _ARROW_TYPES = {"str": pa.string(), "int": pa.int64(), "float": pa.float64()}
 ARROW_SCHEMA = pa.schema([(name, _ARROW_TYPES[kind]) for name, kind in schema.COLUMN_TYPES.items()])
 
@@ -42,16 +43,6 @@ def sweep_dir(out: Path, sweep: str) -> Path:
 
 def trial_dir(out: Path, sweep: str, trial_id: str) -> Path:
     return sweep_dir(out, sweep) / TRIALS_DIR / trial_id
-
-
-def _atomic_path(path: Path) -> Path:
-    return path.with_name(f".{path.name}.{os.getpid()}.tmp")
-
-
-def write_json_atomic(path: Path, data: Any) -> None:
-    tmp = _atomic_path(path)
-    tmp.write_text(json.dumps(data, indent=2, sort_keys=True, default=str) + "\n")
-    os.replace(tmp, path)
 
 
 def rows_to_table(rows: Iterable[dict[str, Any]]) -> pa.Table:
@@ -66,31 +57,51 @@ def rows_to_table(rows: Iterable[dict[str, Any]]) -> pa.Table:
 def write_rows(path: Path, rows: Iterable[dict[str, Any]]) -> None:
     """Write all of a trial's rows (temp file + rename: readers never see half a file)."""
     table = rows_to_table(rows)
-    tmp = _atomic_path(path)
-    pq.write_table(table, tmp)
-    with open(tmp, "rb") as f:
-        os.fsync(f.fileno())
-    os.replace(tmp, path)
+    write_atomic(Path(path), lambda tmp: pq.write_table(table, tmp))
+
+
+def read_table(path: Path) -> pa.Table:
+    """The file's table; ResultFileError (naming the file and a fix) when unreadable."""
+    try:
+        return pq.read_table(path)
+    except FileNotFoundError:
+        raise
+    except (OSError, ValueError, pa.ArrowException) as exc:
+        raise ResultFileError(
+            f"{path}: not a readable result file ({type(exc).__name__}: {str(exc)[:120]})\n"
+            "  fix: `genbench run` sets it aside (renamed *.corrupt-*) and re-trains the "
+            "trial; or move it away yourself") from None
 
 
 def read_rows(path: Path) -> list[dict[str, Any]]:
-    if not path.exists():
+    if not Path(path).exists():
         return []
-    return pq.read_table(path).to_pylist()
+    table = read_table(path)
+    missing = {schema.EPOCH, schema.STATUS} - set(table.column_names)
+    if missing:
+        raise ResultFileError(f"{path}: not a genbench result file (no {sorted(missing)} "
+                              "columns)\n  fix: move it away; `genbench run` re-trains the trial")
+    return table.to_pylist()
 
 
-def trial_state(directory: Path, milestones: Iterable[int]) -> str:
-    """ok / diverged / failed when finished that way, else partial or missing."""
-    rows = read_rows(directory / RESULT_FILE)
-    statuses = {r[schema.STATUS] for r in rows}
+def rows_to_state(rows: Iterable[tuple[int, str]], milestones: Iterable[int],
+                  has_checkpoint: bool = False) -> str:
+    """The one definition of a trial's state, from its (epoch, status) rows.
+
+    diverged if any row diverged; ok once every milestone has an ok row; failed
+    if the last attempt wrote a failed row; partial if something resumable
+    exists (rows or a checkpoint); missing otherwise.
+    """
+    rows = list(rows)
+    statuses = {status for _, status in rows}
     if schema.STATUS_DIVERGED in statuses:
         return schema.STATUS_DIVERGED
-    done = {r[schema.EPOCH] for r in rows if r[schema.STATUS] == schema.STATUS_OK}
+    done = {epoch for epoch, status in rows if status == schema.STATUS_OK}
     if set(milestones) <= done:
         return schema.STATUS_OK
     if schema.STATUS_FAILED in statuses:
         return schema.STATUS_FAILED
-    if rows or (directory / CHECKPOINT_FILE).exists():
+    if rows or has_checkpoint:
         return STATE_PARTIAL
     return STATE_MISSING
 
@@ -109,11 +120,3 @@ def result_files(*paths: Path) -> list[Path]:
     return found
 
 
-def read_results_frame(*paths: Path):
-    """All rows under the given directories as one pandas DataFrame (schema order)."""
-    import pandas as pd
-
-    tables = [pq.read_table(f) for f in result_files(*paths)]
-    if not tables:
-        return pd.DataFrame({c: pd.Series(dtype=object) for c in schema.COLUMNS})
-    return pa.concat_tables(tables, promote_options="default").to_pandas()

@@ -2,11 +2,12 @@
 
 from __future__ import annotations
 
-import os
 from pathlib import Path
 
 import numpy as np
 from PIL import Image
+
+from suite.atomic import write_atomic
 
 UNCONDITIONAL_GRID = (8, 8)
 SAMPLES_PER_CLASS = 10
@@ -47,6 +48,4 @@ def save_grid_png(images: np.ndarray, rows: int, cols: int, path: Path, scale: i
     grid = Image.fromarray(images_to_grid(images, rows, cols))
     if scale > 1:
         grid = grid.resize((grid.width * scale, grid.height * scale), Image.NEAREST)
-    tmp = path.with_name(f".{path.name}.{os.getpid()}.tmp.png")
-    grid.save(tmp)
-    os.replace(tmp, path)
+    write_atomic(path, lambda tmp: grid.save(tmp, format="PNG"))

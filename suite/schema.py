@@ -190,6 +190,16 @@ COLUMN_TYPES: dict[str, str] = {
 
 COLUMNS: tuple[str, ...] = tuple(COLUMN_TYPES)
 
+# Network name (GenerativeModel.param_counts) -> its parameter-count column.
+PARAMS_COLUMNS: dict[str, str] = {
+    "generator": PARAMS_GENERATOR,
+    "discriminator": PARAMS_DISCRIMINATOR,
+    "encoder": PARAMS_ENCODER,
+    "decoder": PARAMS_DECODER,
+}
+# Training losses a model may report (GenerativeModel.loss_names are these columns).
+LOSS_COLUMNS: tuple[str, ...] = (LOSS_G, LOSS_D, ELBO, LOSS_RECON, LOSS_KL)
+
 # Trial-config columns: what identifies a configuration in analysis.
 CONFIG_COLUMNS: tuple[str, ...] = (
     DATASET, MODEL, UPSAMPLING, KERNEL_SIZE, LATENT_DIM, EPOCHS, SEED,

@@ -1,48 +1,33 @@
-"""run_trial: data -> model -> train loop -> milestone rows in the results store.
+"""run_trial: data -> model -> train loop -> milestone rows, through the trial's TrialStore.
 
-Every launcher (local, Ray, Slurm) ends up here, once per rank. Only rank 0
-writes. A trial that raises is recorded `failed` with its error and the caller
-carries on; a trial whose loss turns non-finite is recorded `diverged`.
+Every launcher (local, Ray, Slurm, the sbatch template) ends up here, once per
+rank. Rank 0 holds the trial's lease while it trains (a second run of the same
+sweep skips a trial somebody else is training), repairs damaged store files,
+and is the only writer. A trial that raises is recorded `failed` with its
+error and the caller carries on; a trial whose loss turns non-finite is
+recorded `diverged`; a full disk stops the sweep (DiskFullError).
 """
 
 from __future__ import annotations
 
 import time
 import traceback
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
 import numpy as np
 
 from suite import schema
+from suite.atomic import DiskFullError, disk_full_error, is_disk_full
 from suite.data import ImageData, load_dataset
 from suite.environment import describe_environment, utc_timestamp
-from suite.events import (
-    EPOCH_END,
-    TRIAL_END,
-    TRIAL_SKIP,
-    TRIAL_START,
-    Event,
-    EventSink,
-    ignore_event,
-)
-from suite.results import (
-    CHECKPOINT_FILE,
-    CONFIG_FILE,
-    RESULT_FILE,
-    SAMPLES_DIR,
-    is_finished,
-    read_rows,
-    trial_dir,
-    trial_state,
-    write_json_atomic,
-    write_rows,
-)
+from suite.events import EPOCH_END, Event, EventSink, ignore_event
 from suite.samples import eval_noise_and_labels, save_grid_png
 from suite.spec import Trial
+from suite.store import TrialStore
 
-ERROR_FILE = "error.txt"
+STATE_BUSY = "busy"  # another live process holds the trial's lease
 
 
 @dataclass(frozen=True)
@@ -57,7 +42,7 @@ class RunContext:
 @dataclass(frozen=True)
 class TrialResult:
     trial_id: str
-    status: str  # ok | diverged | failed
+    status: str  # ok | diverged | failed, or a store state when skipped (busy, ...)
     skipped: bool = False
     error: str = ""
     weights_digest: str = ""
@@ -66,6 +51,11 @@ class TrialResult:
 def trial_label(trial: Trial) -> str:
     return (f"{trial.model}/{trial.upsampling} z={trial.latent_dim} seed={trial.seed}"
             + (f" w={trial.workers}" if trial.workers > 1 else ""))
+
+
+def is_finished(state: str) -> bool:
+    """Finished trials are skipped on re-runs; divergence is a result, not a fault."""
+    return state in (schema.STATUS_OK, schema.STATUS_DIVERGED)
 
 
 def cap_training_set(data: ImageData, cap: int | None) -> tuple[np.ndarray, np.ndarray | None]:
@@ -99,161 +89,173 @@ def config_columns(trial: Trial) -> dict[str, Any]:
     }
 
 
+def trial_config_record(trial: Trial) -> dict[str, Any]:
+    """config.json: the resolved trial plus its id, sweep and index (read by `status`)."""
+    return {**trial.config(), "trial_id": trial.trial_id, "sweep": trial.sweep,
+            "index": trial.index}
+
+
 def run_trial(trial: Trial, ctx: RunContext, replicas=None,
               on_event: EventSink = ignore_event) -> TrialResult:
-    """Run one trial to completion (resuming if a checkpoint exists); never raises
-    for a failure of the trial itself, which is recorded as a `failed` row."""
+    """Run one trial to completion (resuming from its checkpoint); never raises for a
+    failure of the trial itself, which is recorded as a `failed` row."""
     from suite.training.replicas import SingleReplica
 
     replicas = replicas or SingleReplica()
-    is_writer = replicas.info.rank == 0
-    skipped = skip_if_finished(trial, ctx, on_event)
-    if skipped:
-        return skipped
-    directory = trial_dir(ctx.out, trial.sweep, trial.trial_id)
-    label = trial_label(trial)
-    if is_writer:
-        (directory / SAMPLES_DIR).mkdir(parents=True, exist_ok=True)
-        write_json_atomic(directory / CONFIG_FILE, {**trial.config(), "trial_id": trial.trial_id,
-                                                    "sweep": trial.sweep, "index": trial.index})
-    # Rows of milestones already written survive; failed rows of earlier attempts do not.
-    rows: dict[int, dict[str, Any]] = {
-        r[schema.EPOCH]: r for r in read_rows(directory / RESULT_FILE)
-        if r[schema.STATUS] == schema.STATUS_OK}
-    base = config_columns(trial)
-    on_event(Event(TRIAL_START, trial.trial_id, label, epochs=trial.epochs))
-    progress = {"epoch": 0, "protocol": {}}
-
-    def write(row: dict[str, Any]) -> None:
-        rows[row[schema.EPOCH]] = row
-        if is_writer:
-            write_rows(directory / RESULT_FILE, [rows[e] for e in sorted(rows)])
-
-    digest = ""
+    writer = replicas.info.rank == 0
+    store = TrialStore.of(ctx.out, trial)
+    lease = store.lease() if writer else None
+    state = ""
+    if lease is not None:
+        if lease.acquire():
+            store.repair()
+            state = store.state(trial.milestones)
+        else:
+            state = STATE_BUSY
+    if replicas.info.size > 1:  # every rank learns rank 0's answer (a collective: no race)
+        codes = (STATE_BUSY, schema.STATUS_OK, schema.STATUS_DIVERGED)
+        code = replicas.allreduce_max(float(codes.index(state) + 1 if state in codes else 0))
+        state = codes[int(code) - 1] if code else state
     try:
-        status, error, digest = _train_trial(trial, ctx, replicas, directory, base, write,
-                                             progress, on_event, label)
-    except Exception as exc:  # recorded, and the sweep goes on
-        status, error = schema.STATUS_FAILED, f"{type(exc).__name__}: {exc}"
-        if is_writer:
-            record_failure(trial, ctx, error, traceback.format_exc(), progress["protocol"],
-                           epoch_reached=progress["epoch"])
-    on_event(Event(TRIAL_END, trial.trial_id, label, epoch=progress["epoch"],
-                   epochs=trial.epochs, status=status, message=error))
-    return TrialResult(trial.trial_id, status, error=error, weights_digest=digest)
+        if state == STATE_BUSY or is_finished(state):
+            return _skipped(trial, store, lease, state)
+        return TrialRun(trial, ctx, store, replicas, on_event).execute()
+    finally:
+        if lease is not None:
+            lease.release()
 
 
-def stored_state(trial: Trial, ctx: RunContext) -> str:
-    """The trial's state according to the results store (see results.trial_state)."""
-    return trial_state(trial_dir(ctx.out, trial.sweep, trial.trial_id), trial.milestones)
+def _skipped(trial: Trial, store: TrialStore, lease, state: str) -> TrialResult:
+    if state != STATE_BUSY:
+        return TrialResult(trial.trial_id, state, skipped=True)
+    holder = lease.live_holder() if lease is not None else None
+    who = holder.describe() if holder is not None else "another process"
+    return TrialResult(trial.trial_id, STATE_BUSY, skipped=True,
+                       error=f"already being trained by {who} (lease {store.directory})")
 
 
-def skip_if_finished(trial: Trial, ctx: RunContext, on_event: EventSink) -> TrialResult | None:
-    """A skipped result (and event) for a trial already finished, else None."""
-    state = stored_state(trial, ctx)
-    if not is_finished(state):
-        return None
-    on_event(Event(TRIAL_SKIP, trial.trial_id, trial_label(trial), status=state))
-    return TrialResult(trial.trial_id, state, skipped=True)
+@dataclass
+class TrialRun:
+    """One attempt at a trial in this process: what it has written and reached so far."""
+
+    trial: Trial
+    ctx: RunContext
+    store: TrialStore
+    replicas: Any
+    on_event: EventSink
+    epoch_reached: int = 0
+    protocol: dict[str, Any] = field(default_factory=dict)
+    environment: dict[str, Any] = field(default_factory=dict)
+    rows: dict[int, dict[str, Any]] = field(default_factory=dict)
+
+    @property
+    def writer(self) -> bool:
+        return self.replicas.info.rank == 0
+
+    def execute(self) -> TrialResult:
+        trial, store = self.trial, self.store
+        digest = ""
+        try:
+            self.environment = describe_environment()
+            if self.writer:
+                store.samples_dir.mkdir(parents=True, exist_ok=True)
+                store.write_config(trial_config_record(trial))
+                store.write_environment(self.environment)
+                # Milestones already written survive; failed rows of earlier attempts do not.
+                self.rows = store.ok_rows()
+            status, error, digest = self.train()
+        except Exception as exc:  # recorded, and the sweep goes on
+            if isinstance(exc, DiskFullError):
+                raise
+            if is_disk_full(exc):
+                raise disk_full_error(store.directory, _oserror(exc)) from None
+            status, error = schema.STATUS_FAILED, f"{type(exc).__name__}: {exc}"
+            if self.writer:
+                detail = "\n".join([*store.notes, traceback.format_exc()])
+                store.record_failure({**config_columns(trial), **self.protocol}, error, detail,
+                                     self.epoch_reached, environment=self.environment or None)
+        return TrialResult(trial.trial_id, status, error=error, weights_digest=digest)
+
+    def write_row(self, row: dict[str, Any]) -> None:
+        self.rows[row[schema.EPOCH]] = row
+        if self.writer:
+            self.store.write_rows([self.rows[e] for e in sorted(self.rows)])
+
+    def train(self) -> tuple[str, str, str]:
+        import keras
+
+        from suite.metrics.evaluate import evaluate_milestone
+        from suite.metrics.features import resolve_backbones
+        from suite.models import MODELS, is_conditional
+        from suite.models.networks import NetSpec
+        from suite.training.loop import EpochReport, TrainConfig, train
+
+        trial, ctx = self.trial, self.ctx
+        keras.backend.clear_session()
+        keras.utils.set_random_seed(trial.seed)
+        data = load_dataset(trial.dataset, ctx.data_dir)
+        x, y = cap_training_set(data, trial.max_train_images)
+        num_classes = data.num_classes if is_conditional(trial.model) else 0
+        net = NetSpec(data.image_shape, trial.latent_dim, num_classes, trial.upsampling,
+                      trial.kernel_size)
+        model = MODELS.get(trial.model)(net, trial.lr_effective, trial.seed)
+        self.protocol = protocol_columns(data, x, model.param_counts())
+        base = {**config_columns(trial), **self.protocol, **self.environment}
+        noise, labels, (grid_rows, grid_cols) = eval_noise_and_labels(
+            trial.latent_dim, num_classes, trial.seed)
+        backbones = resolve_backbones(trial.eval.backbones, data, ctx.inception_weights) \
+            if self.writer else {}
+
+        def on_epoch(report: EpochReport) -> None:
+            self.epoch_reached = report.epoch
+            self.on_event(Event(EPOCH_END, trial.trial_id, trial_label(trial), epoch=report.epoch,
+                                epochs=trial.epochs, losses=loss_columns(report.losses)))
+
+        def on_milestone(report: EpochReport) -> None:
+            started = time.perf_counter()
+            png = f"{self.store.samples_dir.name}/epoch_{report.epoch:04d}.png"
+            quality: dict[str, Any] = {}
+            if self.writer:
+                images = np.asarray(model.generate(noise, labels))
+                save_grid_png(images, grid_rows, grid_cols, self.store.directory / png)
+                quality = evaluate_milestone(model, data, trial, backbones, report.epoch)
+            self.write_row({**base, **clock_columns(report, trial),
+                            **loss_columns(report.losses), **quality,
+                            schema.EPOCH: report.epoch, schema.STATUS: schema.STATUS_OK,
+                            schema.SAMPLES_PNG: png,
+                            schema.EVAL_TIME_S: time.perf_counter() - started,
+                            schema.TIMESTAMP: utc_timestamp()})
+
+        config = TrainConfig(epochs=trial.epochs, milestones=trial.milestones,
+                             batch_size=trial.batch_size, seed=trial.seed)
+        outcome = train(model, x, y, config, checkpoint_path=self.store.checkpoint_path,
+                        replicas=self.replicas, on_epoch=on_epoch, on_milestone=on_milestone)
+        if outcome.status == schema.STATUS_DIVERGED:
+            self.write_row({**base, schema.EPOCH: outcome.epoch, schema.STATUS: outcome.status,
+                            schema.ERROR: outcome.error, schema.TIMESTAMP: utc_timestamp()})
+        return outcome.status, outcome.error, outcome.weights_digest
 
 
-def outcome_from_store(trial: Trial, ctx: RunContext, error_if_unfinished: str,
-                       detail: str = "") -> TrialResult:
-    """The outcome of a trial that ran in other processes (ranks, Ray, Slurm).
-
-    A trial that ended unfinished without a `failed` row (its processes died)
-    is recorded `failed` here, with `error_if_unfinished`.
-    """
-    state = stored_state(trial, ctx)
-    if is_finished(state):
-        return TrialResult(trial.trial_id, state)
-    directory = trial_dir(ctx.out, trial.sweep, trial.trial_id)
-    failed = [r for r in read_rows(directory / RESULT_FILE)
-              if r[schema.STATUS] == schema.STATUS_FAILED]
-    if failed:
-        return TrialResult(trial.trial_id, schema.STATUS_FAILED, error=failed[-1][schema.ERROR])
-    record_failure(trial, ctx, error_if_unfinished, detail)
-    return TrialResult(trial.trial_id, schema.STATUS_FAILED, error=error_if_unfinished)
-
-
-def record_failure(trial: Trial, ctx: RunContext, error: str, detail: str = "",
-                   extra: dict[str, Any] | None = None, epoch_reached: int = 0) -> None:
-    """Append a `failed` row after the trial's ok rows (earlier failed rows are
-    dropped), and keep the full traceback or log excerpt in error.txt."""
-    directory = trial_dir(ctx.out, trial.sweep, trial.trial_id)
-    directory.mkdir(parents=True, exist_ok=True)
-    rows = [r for r in read_rows(directory / RESULT_FILE) if r[schema.STATUS] == schema.STATUS_OK]
-    last = max((r[schema.EPOCH] for r in rows), default=epoch_reached)
-    (directory / ERROR_FILE).write_text(detail or error)
-    failed = {**config_columns(trial), **(extra or {}), **describe_environment(),
-              schema.EPOCH: max(last, epoch_reached) + 1, schema.STATUS: schema.STATUS_FAILED,
-              schema.ERROR: error, schema.TIMESTAMP: utc_timestamp()}
-    write_rows(directory / RESULT_FILE, [*rows, failed])
-
-
-def _train_trial(trial: Trial, ctx: RunContext, replicas, directory: Path,
-                 base: dict[str, Any], write, progress: dict, on_event: EventSink,
-                 label: str) -> tuple[str, str, str]:
-    import keras
-
-    from suite.metrics.evaluate import BackboneSettings, evaluate_milestone
-    from suite.models import MODELS, is_conditional
-    from suite.models.networks import NetSpec
-    from suite.training.loop import EpochReport, TrainConfig, train
-
-    keras.backend.clear_session()
-    keras.utils.set_random_seed(trial.seed)
-    data = load_dataset(trial.dataset, ctx.data_dir)
-    x, y = cap_training_set(data, trial.max_train_images)
-    num_classes = data.num_classes if is_conditional(trial.model) else 0
-    net = NetSpec(data.image_shape, trial.latent_dim, num_classes, trial.upsampling,
-                  trial.kernel_size)
-    model = MODELS.get(trial.model)(net, trial.lr_effective, trial.seed)
-    params = model.param_counts()
-    noise, labels, (grid_rows, grid_cols) = eval_noise_and_labels(
-        trial.latent_dim, num_classes, trial.seed)
-    protocol = {
+def protocol_columns(data: ImageData, x: np.ndarray, params: dict[str, int]) -> dict[str, Any]:
+    """What the trial trained on and how big its networks are."""
+    return {
         schema.TRAIN_SPLIT: data.train_split, schema.EVAL_SPLIT: data.eval_split,
         schema.N_TRAIN: int(len(x)), schema.N_EVAL: int(len(data.x_eval)),
         schema.IMAGE_SHAPE: "x".join(str(d) for d in data.image_shape),
         schema.PARAMS_TOTAL: sum(params.values()),
-        **{f"params_{name}": n for name, n in params.items()},
+        **{schema.PARAMS_COLUMNS[name]: n for name, n in params.items()},
     }
-    progress["protocol"] = protocol
-    env = describe_environment()
-
-    def on_epoch(report: EpochReport) -> None:
-        progress["epoch"] = report.epoch
-        on_event(Event(EPOCH_END, trial.trial_id, label, epoch=report.epoch,
-                       epochs=trial.epochs, losses=report.losses))
-
-    def on_milestone(report: EpochReport) -> None:
-        started = time.perf_counter()
-        png = f"{SAMPLES_DIR}/epoch_{report.epoch:04d}.png"
-        quality: dict[str, Any] = {}
-        if replicas.info.rank == 0:
-            images = np.asarray(model.generate(noise, labels))
-            save_grid_png(images, grid_rows, grid_cols, directory / png)
-            quality = evaluate_milestone(model, data, trial,
-                                         BackboneSettings(ctx.inception_weights), report.epoch)
-        write({**base, **protocol, **env, **_clock_columns(report, trial),
-               **report.losses, **quality, schema.EPOCH: report.epoch,
-               schema.STATUS: schema.STATUS_OK,
-               schema.SAMPLES_PNG: png, schema.EVAL_TIME_S: time.perf_counter() - started,
-               schema.TIMESTAMP: utc_timestamp()})
-
-    config = TrainConfig(epochs=trial.epochs, milestones=trial.milestones,
-                         batch_size=trial.batch_size, seed=trial.seed)
-    outcome = train(model, x, y, config, checkpoint_path=directory / CHECKPOINT_FILE,
-                    replicas=replicas, on_epoch=on_epoch, on_milestone=on_milestone)
-    if outcome.status == schema.STATUS_DIVERGED:
-        write({**base, **protocol, **env, schema.EPOCH: outcome.epoch,
-               schema.STATUS: outcome.status, schema.ERROR: outcome.error,
-               schema.TIMESTAMP: utc_timestamp()})
-    return outcome.status, outcome.error, outcome.weights_digest
 
 
-def _clock_columns(report, trial: Trial) -> dict[str, Any]:
+def loss_columns(losses: dict[str, float]) -> dict[str, float]:
+    """A model's losses are schema columns; an unknown name is a programming error."""
+    unknown = set(losses) - set(schema.LOSS_COLUMNS)
+    if unknown:
+        raise KeyError(f"losses not in suite.schema.LOSS_COLUMNS: {sorted(unknown)}")
+    return dict(losses)
+
+
+def clock_columns(report, trial: Trial) -> dict[str, Any]:
     c = report.clock
     return {
         schema.IMAGES_PER_SEC: c.images_per_sec,
@@ -266,3 +268,9 @@ def _clock_columns(report, trial: Trial) -> dict[str, Any]:
         schema.STEPS: c.steps,
         schema.WARMUP_STEPS: c.warmup_steps,
     }
+
+
+def _oserror(exc: BaseException) -> OSError:
+    while exc is not None and not isinstance(exc, OSError):
+        exc = exc.__cause__ or exc.__context__
+    return exc if isinstance(exc, OSError) else OSError(28, "No space left on device")

@@ -1,71 +1,100 @@
-"""Local launcher: trials one after another on this machine.
+"""Local launcher: trials one after another on this machine (or in this Slurm allocation).
 
 Single-worker trials run in this process. A trial with `workers: N > 1` runs
-as N Horovod ranks on this host (`horovodrun --gloo -np N`); the launcher
-waits for them and reads the outcome from the results store.
+as N Horovod ranks: on this host, started by genbench itself in their own
+process group and rendezvousing on loopback (suite.launchers.local_ranks), or,
+inside an sbatch allocation with enough tasks (slurm/sweep.sbatch), as an srun
+step (suite.launchers.srun_ranks). Either way the launcher waits for the ranks
+and the lifecycle reads the outcome from the store.
 """
 
 from __future__ import annotations
 
 import dataclasses
-import subprocess
-import sys
+import os
+from collections.abc import Sequence
+from typing import ClassVar
 
-from suite.events import TRIAL_END, TRIAL_START, Event, EventSink
-from suite.launchers.base import Launcher
+from suite.errors import SpecError
+from suite.launchers.base import Launcher, TrialTracker
+from suite.launchers.options import option
 from suite.rank_main import LAUNCH_FILE, write_launch_file
-from suite.results import trial_dir
-from suite.schema import STATUS_OK
 from suite.spec import Trial
-from suite.worker import (
-    RunContext,
-    TrialResult,
-    outcome_from_store,
-    run_trial,
-    skip_if_finished,
-    trial_label,
-)
+from suite.store import TrialStore
+from suite.worker import RunContext, run_trial
 
-WORKER_LOG = "worker.log"
+RANKS_CHOICES = ("auto", "local", "srun")
+LOG_TAIL_CHARS = 4000
 
 
 @dataclasses.dataclass(frozen=True)
 class LocalOptions:
-    timeline: bool = False  # write a Horovod timeline (timeline.json) for multi-worker trials
+    timeline: bool = option(False, "write a Horovod timeline (timeline.json) for "
+                                   "multi-worker trials")
+    ranks: str = option("auto", "how multi-worker trials start their ranks: local (processes "
+                                "on this host), srun (a step of the enclosing Slurm "
+                                "allocation), auto (srun inside an sbatch allocation with "
+                                "enough tasks, else local)", metavar="HOW")
+
+    def __post_init__(self) -> None:
+        if self.ranks not in RANKS_CHOICES:
+            raise SpecError("--launcher local", "ranks", f"unknown value {self.ranks[:40]!r}",
+                            f"use one of: {', '.join(RANKS_CHOICES)}")
+
+
+def usable_cores() -> int:
+    """Cores this process may run on (its affinity honours cpusets and Slurm allocations)."""
+    try:
+        return len(os.sched_getaffinity(0))
+    except AttributeError:  # not Linux
+        return os.cpu_count() or 1
 
 
 class LocalLauncher(Launcher):
-    name = "local"
-    options_type = LocalOptions
+    name: ClassVar[str] = "local"
+    options_type: ClassVar[type] = LocalOptions
 
-    def _launch(self, trials: list[Trial], ctx: RunContext,
-                on_event: EventSink) -> list[TrialResult]:
-        return [run_trial(t, ctx, on_event=on_event) if t.workers == 1
-                else self._run_ranks(t, ctx, on_event) for t in trials]
+    def _uses_srun(self, workers: int) -> bool:
+        from suite.launchers.srun_ranks import inside_slurm_allocation
 
-    def _run_ranks(self, trial: Trial, ctx: RunContext, on_event: EventSink) -> TrialResult:
-        from suite.training.distributed import horovodrun_command
+        if self.options.ranks == "auto":
+            return inside_slurm_allocation(workers, os.environ)
+        return self.options.ranks == "srun"
 
-        skipped = skip_if_finished(trial, ctx, on_event)
-        if skipped:
-            return skipped
-        directory = trial_dir(ctx.out, trial.sweep, trial.trial_id)
-        directory.mkdir(parents=True, exist_ok=True)
-        write_launch_file(directory / LAUNCH_FILE, trial, ctx)
-        timeline = str(directory / "timeline.json") if self.options.timeline else None
-        command = horovodrun_command(
-            trial.workers, [sys.executable, "-m", "suite.rank_main", str(directory / LAUNCH_FILE)],
-            timeline=timeline)
-        label = trial_label(trial)
-        on_event(Event(TRIAL_START, trial.trial_id, label, epochs=trial.epochs))
-        log_path = directory / WORKER_LOG
-        with open(log_path, "ab") as log:
-            code = subprocess.run(command, stdout=log, stderr=subprocess.STDOUT,
-                                  stdin=subprocess.DEVNULL).returncode
-        result = outcome_from_store(
-            trial, ctx, f"horovodrun exited with code {code} before the trial finished; "
-                        f"see {log_path}", detail=log_path.read_text(errors="replace")[-4000:])
-        on_event(Event(TRIAL_END, trial.trial_id, label,
-                       epoch=trial.epochs if result.status == STATUS_OK else 0,
-                       epochs=trial.epochs, status=result.status, message=result.error))
-        return result
+    def check(self, trials: Sequence[Trial]) -> None:
+        """Ranks started on this host must fit its cores (one core each at least)."""
+        cores = usable_cores()
+        for t in trials:
+            if t.workers > 1 and not self._uses_srun(t.workers) and t.workers > cores:
+                raise SpecError(
+                    "--launcher local", "workers",
+                    f"trial {t.index} ({t.trial_id}) has workers: {t.workers}, but the local "
+                    f"launcher runs every rank on this host, which has {cores} usable cores",
+                    f"use workers <= {cores} here, or run it across nodes with --launcher ray "
+                    "(--address) or slurm")
+
+    def _start(self, trials: list[Trial], ctx: RunContext, tracker: TrialTracker) -> None:
+        for t in trials:
+            tracker.start(t)
+            if t.workers == 1:
+                tracker.end(t, result=run_trial(t, ctx, on_event=tracker.sink))
+            else:
+                self._run_ranks(t, ctx, tracker)
+
+    def _run_ranks(self, trial: Trial, ctx: RunContext, tracker: TrialTracker) -> None:
+        store = TrialStore.of(ctx.out, trial)
+        store.directory.mkdir(parents=True, exist_ok=True)
+        launch_file = store.directory / LAUNCH_FILE
+        write_launch_file(launch_file, trial, ctx)
+        timeline = store.directory / "timeline.json" if self.options.timeline else None
+        if self._uses_srun(trial.workers):
+            from suite.launchers.srun_ranks import run_srun_ranks as run_ranks
+            how = "srun"
+        else:
+            from suite.launchers.local_ranks import run_local_ranks as run_ranks
+            how = "the local ranks"
+        code = run_ranks(trial.workers, launch_file, store.log_path, timeline)
+        log = store.log_path.read_text(errors="replace")[-LOG_TAIL_CHARS:] \
+            if store.log_path.exists() else ""
+        tracker.end(trial, problem=f"{how} exited with code {code} before the trial finished; "
+                                   f"see {store.log_path}", detail=log)

@@ -18,6 +18,8 @@ their epoch checkpoint (Tuner.restore is not meant for a changed trial selection
 
 A failing trial raises in the trainable (after run_trial recorded it `failed`), so
 Tune retries it up to `max_failures` times; the last attempt's `failed` row stays.
+The lifecycle (skips, outcomes, events) is the base launcher's; Tune's callbacks
+tell its tracker when each trial starts and ends.
 
 Only this module (and the Horovod glue in suite.training.distributed) imports Ray.
 """
@@ -39,26 +41,13 @@ from typing import Any
 from suite import schema
 from suite.environment import THREADS_ENV, configure_threads_from_env
 from suite.errors import GenbenchError, SpecError
-from suite.events import (
-    EPOCH_END,
-    TRIAL_END,
-    TRIAL_START,
-    Event,
-    EventSink,
-    ignore_event,
-)
-from suite.launchers.base import Launcher
+from suite.events import EPOCH_END, Event
+from suite.launchers.base import Launcher, TrialTracker
+from suite.launchers.options import option
 from suite.results import sweep_dir
 from suite.spec import Trial
-from suite.worker import (
-    RunContext,
-    TrialResult,
-    outcome_from_store,
-    record_failure,
-    run_trial,
-    skip_if_finished,
-    trial_label,
-)
+from suite.store import TrialStore
+from suite.worker import RunContext, TrialResult, config_columns, run_trial, trial_label
 
 RAY_EXTRA = "pip install 'genbench[ray]'"
 TRIAL_KEY = "genbench_trial_index"  # the one axis of the Tune grid
@@ -70,12 +59,16 @@ FORWARDED_ENV_PREFIXES = ("GENBENCH_", "TF_CPP_", "KERAS_")
 
 @dataclasses.dataclass(frozen=True)
 class RayTuneOptions:
-    address: str | None = None  # join this cluster ("auto", "HOST:6379"); None: embedded Ray
-    max_concurrent: int | None = None  # at most this many trials at once; None: as resources allow
-    cpus_per_worker: float = 1.0  # CPUs reserved per worker (one bundle per Horovod rank)
-    gpus_per_worker: float = 0.0
-    max_failures: int = 1  # Tune retries of a failing trial before it is recorded `failed`
-    dashboard: bool = False  # embedded Ray only: start the dashboard, bound to 127.0.0.1
+    address: str | None = option(None, "join this Ray cluster (e.g. auto, HOST:6379); "
+                                       "default: an embedded Ray on this machine")
+    max_concurrent: int | None = option(None, "at most K trials at once (default: as resources "
+                                              "allow)", metavar="K")
+    cpus_per_worker: float = option(1.0, "CPUs per worker (one bundle per Horovod rank)",
+                                    metavar="C")
+    gpus_per_worker: float = option(0.0, "GPUs per worker", metavar="G")
+    max_failures: int = option(1, "retries of a failing trial before it is recorded failed",
+                               metavar="F")
+    dashboard: bool = option(False, "start the Ray dashboard on 127.0.0.1 (embedded Ray)")
 
     def __post_init__(self) -> None:
         where = "--launcher ray"
@@ -125,23 +118,12 @@ class RayTuneLauncher(Launcher):
         super().__init__(**options)
         require_ray()
 
-    def _launch(self, trials: list[Trial], ctx: RunContext,
-                on_event: EventSink) -> list[TrialResult]:
+    def _start(self, trials: list[Trial], ctx: RunContext, tracker: TrialTracker) -> None:
         # Tune trials run with another working directory, possibly on another host.
         ctx = dataclasses.replace(ctx, out=Path(ctx.out).resolve(), data_dir=(
             str(Path(ctx.data_dir).resolve()) if ctx.data_dir else ctx.data_dir))
-        results: dict[str, TrialResult] = {}
-        todo: list[Trial] = []
-        for t in trials:
-            skipped = skip_if_finished(t, ctx, on_event)  # no Ray actor needed to skip it
-            if skipped:
-                results[t.trial_id] = skipped
-            else:
-                todo.append(t)
-        if todo:
-            with self._ray_connection():
-                results.update(self._tune(todo, ctx, on_event))
-        return [results[t.trial_id] for t in trials]
+        with self._ray_connection():
+            self._tune(trials, ctx, tracker)
 
     @contextlib.contextmanager
     def _ray_connection(self) -> Iterator[None]:
@@ -171,13 +153,12 @@ class RayTuneLauncher(Launcher):
         finally:
             ray.shutdown()
 
-    def _tune(self, trials: list[Trial], ctx: RunContext,
-              on_event: EventSink) -> dict[str, TrialResult]:
+    def _tune(self, trials: list[Trial], ctx: RunContext, tracker: TrialTracker) -> None:
         from ray import tune
 
         opts = self.options
         by_index = {t.index: t for t in trials}
-        bridge = _event_bridge(by_index, ctx, on_event)
+        bridge = _event_bridge(by_index, tracker)
 
         def resources(config: dict) -> tune.PlacementGroupFactory:
             workers = by_index[config[TRIAL_KEY]].workers
@@ -213,79 +194,41 @@ class RayTuneLauncher(Launcher):
             raise KeyboardInterrupt  # Tune stopped early (Ctrl-C): the CLI says how to resume
         for result in grid:  # trials whose end the callback did not see
             t = by_index[result.config[TRIAL_KEY]]
-            if t.trial_id not in bridge.outcomes:
-                error = f"{type(result.error).__name__}: {result.error}" if result.error else ""
-                bridge.outcomes[t.trial_id] = trial_outcome(t, ctx, error)
-        return bridge.outcomes
+            error = f"{type(result.error).__name__}: {result.error}" if result.error else ""
+            tracker.end(t, problem=error or "the Ray Tune trial ended before the trial finished")
 
 
-def trial_outcome(trial: Trial, ctx: RunContext, tune_error: str = "") -> TrialResult:
-    """What the store says about a trial Tune has finished with."""
-    return outcome_from_store(
-        trial, ctx, tune_error or "the Ray Tune trial ended before the trial finished")
-
-
-def _event_bridge(by_index: dict[int, Trial], ctx: RunContext, on_event: EventSink):
-    """A Tune callback (in the driver) that turns Tune's trial events into genbench Events.
-
-    Front ends such as RichProgress show one running trial at a time, as the local
-    launcher runs them; with concurrent Tune trials the bridge shows one (its start
-    and epochs), reports every end, and after an end shows another running trial.
-    """
+def _event_bridge(by_index: dict[int, Trial], tracker: TrialTracker | None):
+    """A Tune callback (in the driver) that tells the lifecycle's tracker when each Tune
+    trial starts, reports an epoch, and ends (retries of a trial are one trial)."""
     from ray import tune
 
     class EventBridge(tune.Callback):
-        def __init__(self) -> None:
-            self.running: dict[str, Event | None] = {}  # trial_id -> its last epoch event
-            self.shown: str | None = None
-            self.outcomes: dict[str, TrialResult] = {}
-
         def __reduce__(self):
-            # Tuner pickles its run config (for Tuner.restore, unused here); the live sink
-            # (e.g. a rich console) does not pickle, and a copy has nobody to tell.
-            return (_event_bridge, (by_index, ctx, ignore_event))
-
-        def _show(self, trial_id: str) -> None:
-            self.shown = trial_id
-            t = next(t for t in by_index.values() if t.trial_id == trial_id)
-            on_event(Event(TRIAL_START, t.trial_id, trial_label(t), epochs=t.epochs))
-            if self.running[trial_id] is not None:
-                on_event(self.running[trial_id])
+            # Tuner pickles its run config (for Tuner.restore, unused here); the live
+            # tracker (e.g. a rich console) does not pickle, and a copy has nobody to tell.
+            return (_event_bridge, (by_index, None))
 
         def on_trial_start(self, iteration, trials, trial, **info) -> None:
-            t = by_index[trial.config[TRIAL_KEY]]
-            if t.trial_id in self.running:  # a retry starts the same trial again
-                return
-            self.running[t.trial_id] = None
-            if self.shown is None:
-                self._show(t.trial_id)
+            if tracker is not None:
+                tracker.start(by_index[trial.config[TRIAL_KEY]])
 
         def on_trial_result(self, iteration, trials, trial, result, **info) -> None:
             t = by_index[trial.config[TRIAL_KEY]]
             losses = {k: float(v) for k, v in result.get(LOSSES_KEY, {}).items()}
-            event = Event(EPOCH_END, t.trial_id, trial_label(t), epoch=int(result["epoch"]),
-                          epochs=t.epochs, losses=losses)
-            self.running[t.trial_id] = event
-            if self.shown == t.trial_id:
-                on_event(event)
-
-        def _end(self, trial, error: str) -> None:
-            t = by_index[trial.config[TRIAL_KEY]]
-            outcome = trial_outcome(t, ctx, error)
-            self.outcomes[t.trial_id] = outcome
-            self.running.pop(t.trial_id, None)
-            on_event(Event(TRIAL_END, t.trial_id, trial_label(t),
-                           epoch=t.epochs if outcome.status == schema.STATUS_OK else 0,
-                           epochs=t.epochs, status=outcome.status, message=outcome.error))
-            self.shown = None  # the front end closed the trial it was showing
-            if self.running:
-                self._show(next(iter(self.running)))
+            if tracker is not None:
+                tracker.sink(Event(EPOCH_END, t.trial_id, trial_label(t),
+                                   epoch=int(result["epoch"]), epochs=t.epochs, losses=losses))
 
         def on_trial_complete(self, iteration, trials, trial, **info) -> None:
-            self._end(trial, "")
+            if tracker is not None:
+                tracker.end(by_index[trial.config[TRIAL_KEY]],
+                            problem="the Ray Tune trial ended before the trial finished")
 
         def on_trial_error(self, iteration, trials, trial, **info) -> None:
-            self._end(trial, f"Ray Tune trial {trial.trial_id} errored; see {trial.path}")
+            if tracker is not None:
+                tracker.end(by_index[trial.config[TRIAL_KEY]],
+                            problem=f"Ray Tune trial {trial.trial_id} errored; see {trial.path}")
 
     return EventBridge()
 
@@ -358,7 +301,9 @@ def _run_ranks(trial: Trial, ctx: RunContext, cpus: float, gpus: float) -> Trial
         cause = getattr(exc, "cause", None) or exc  # a RayTaskError wraps the rank's error
         error = f"{type(cause).__name__}: {cause}"
         if not (isinstance(cause, RankFailedError) and cause.recorded):
-            record_failure(trial, ctx, error, traceback.format_exc())
+            # With the environment rank 0 recorded when it started, not this process's.
+            TrialStore.of(ctx.out, trial).record_failure(config_columns(trial), error,
+                                                         traceback.format_exc())
         return TrialResult(trial.trial_id, schema.STATUS_FAILED, error=error)
     finally:
         events.shutdown()

@@ -21,11 +21,9 @@ job is recorded in `<sweep dir>/slurm/jobs.json`, which `genbench status` reads.
 from __future__ import annotations
 
 import dataclasses
-import json
 import math
 import os
 import shutil
-import subprocess
 import sys
 import time
 from collections.abc import Iterable
@@ -34,49 +32,45 @@ from typing import Any
 
 from suite.environment import THREADS_ENV, utc_timestamp
 from suite.errors import GenbenchError, SpecError
-from suite.events import TRIAL_END, TRIAL_START, Event, EventSink
-from suite.launchers.base import Launcher
-from suite.results import is_finished, sweep_dir, write_json_atomic
+from suite.events import EventSink, ignore_event
+from suite.launchers.base import Launcher, TrialTracker
+from suite.launchers.options import option
+from suite.launchers.slurm_jobs import (
+    ACTIVE_STATES,
+    LOGS_DIR,
+    SLURM_DIR,
+    SubmittedTrial,
+    queue_states,
+    record_jobs,
+)
+from suite.results import sweep_dir
 from suite.schema import STATUS_FAILED
 from suite.spec import Trial
-from suite.worker import RunContext, TrialResult, outcome_from_store, stored_state, trial_label
-
-SLURM_DIR = "slurm"  # under the sweep directory: jobs.json and submitit's logs/
-JOBS_FILE = "jobs.json"
-LOGS_DIR = "logs"
-# Slurm states in which a job will still run (or runs): the trial is not over.
-ACTIVE_STATES = ("PENDING", "RUNNING", "CONFIGURING", "COMPLETING", "REQUEUED", "REQUEUE_FED",
-                 "REQUEUE_HOLD", "RESIZING", "SUSPENDED", "PREEMPTED", "SIGNALING", "STAGE_OUT")
+from suite.worker import RunContext, TrialResult
 
 
 @dataclasses.dataclass(frozen=True)
 class SlurmOptions:
-    partition: str | None = None
-    time_min: int = 60  # wall-time limit per job; a trial that hits it is requeued and resumes
-    gpus_per_worker: int = 0
-    cpus_per_worker: int = 1
-    workers_per_node: int | None = None  # ranks per node (default: all of a trial's on one node)
-    array_parallelism: int = 64  # array tasks running at once
-    account: str | None = None
-    qos: str | None = None
-    mem_gb: float | None = None  # per node
-    setup: tuple[str, ...] = ()  # shell lines run in the batch script before srun
-    folder: str | None = None  # submitit's pickles and logs (default <sweep dir>/slurm/logs)
-    max_requeues: int = 3  # time-outs a trial may be requeued after (preemptions are free)
-    poll_s: float = 10.0  # `launch` (blocking) polls the queue this often
-
-
-@dataclasses.dataclass(frozen=True)
-class SubmittedTrial:
-    """One trial's Slurm job, as recorded in jobs.json."""
-
-    trial_id: str
-    trial_index: int
-    workers: int
-    milestones: tuple[int, ...]
-    job_id: str  # `123_4` for array task 4 of array job 123, or `123`
-    log_folder: str
-    submitted_at: str
+    partition: str | None = option(None, "Slurm partition (default: the cluster's default)")
+    time_min: int = option(60, "time limit per trial job, minutes; a trial that hits it is "
+                               "requeued and resumes from its last epoch", flag="--time",
+                           metavar="MIN")
+    gpus_per_worker: int = option(0, "GPUs per worker", metavar="G")
+    cpus_per_worker: int = option(1, "CPUs per worker", metavar="C")
+    workers_per_node: int | None = option(None, "Horovod ranks per node (default: all of a "
+                                                "trial's on one node)", metavar="W")
+    array_parallelism: int = option(64, "array tasks running at once", metavar="K")
+    account: str | None = option(None, "Slurm account")
+    qos: str | None = option(None, "Slurm quality of service")
+    mem_gb: float | None = option(None, "memory per node, GB", metavar="M")
+    setup: tuple[str, ...] = option((), "shell line run in the job before the trial "
+                                        "(repeatable), e.g. 'module load cuda'", metavar="CMD")
+    folder: str | None = option(None, "submitit's pickles and logs (default: <sweep dir>/slurm/"
+                                      "logs)", metavar="DIR")
+    max_requeues: int = option(3, "time-outs a trial may be requeued after (preemptions are "
+                                  "free)", metavar="N")
+    poll_s: float = option(10.0, "seconds between queue polls while `run --launcher slurm` "
+                                 "waits", metavar="S")
 
 
 class SlurmError(GenbenchError):
@@ -149,11 +143,22 @@ class SlurmLauncher(Launcher):
     name = "slurm"
     options_type = SlurmOptions
 
-    def submit(self, trials: Iterable[Trial], ctx: RunContext) -> list[SubmittedTrial]:
-        """Submit the unfinished trials as job arrays and return at once."""
-        submitit = import_submitit()
+    def check(self, trials: Iterable[Trial]) -> None:
+        import_submitit()  # clear errors first: submitit and Slurm's commands are there
         check_slurm_commands()
-        trials = [t for t in trials if not is_finished(stored_state(t, ctx))]
+        for t in trials:
+            node_layout(t.workers, self.options.workers_per_node)
+
+    def submit(self, trials: Iterable[Trial], ctx: RunContext,
+               on_event: EventSink = ignore_event) -> list[SubmittedTrial]:
+        """Submit the unfinished trials as job arrays and return at once (finished trials
+        are reported skipped, as `launch` does)."""
+        trials = list(trials)
+        self.check(trials)
+        return self._submit(TrialTracker(ctx, on_event).skip_finished(trials), ctx)
+
+    def _submit(self, trials: list[Trial], ctx: RunContext) -> list[SubmittedTrial]:
+        submitit = import_submitit()
         if not trials:
             return []
         ctx = dataclasses.replace(ctx, out=Path(ctx.out).resolve())  # tasks may start elsewhere
@@ -206,92 +211,19 @@ class SlurmLauncher(Launcher):
             params["mem"] = o.mem_gb
         return params
 
-    def _launch(self, trials: list[Trial], ctx: RunContext,
-                on_event: EventSink) -> list[TrialResult]:
-        """Submit, then wait until every trial's job has left the queue."""
-        submitted = {s.trial_id: s for s in self.submit(trials, ctx)}
-        for t in trials:
-            if t.trial_id in submitted:
-                on_event(Event(TRIAL_START, t.trial_id, trial_label(t), epochs=t.epochs))
-        while True:
-            states = queue_states([s.job_id for s in submitted.values()])
-            if not any(state in ACTIVE_STATES for state in states.values()):
-                break
-            time.sleep(self.options.poll_s)
-        results = []
-        for t in trials:
-            job = submitted.get(t.trial_id)
-            if job is None:  # finished before: submit skipped it
-                results.append(TrialResult(t.trial_id, stored_state(t, ctx), skipped=True))
-                continue
-            result = outcome_from_store(t, ctx, f"the Slurm job {job.job_id} ended before the "
-                                                f"trial finished; see its log in {job.log_folder}")
-            on_event(Event(TRIAL_END, t.trial_id, trial_label(t), epoch=t.epochs,
-                           epochs=t.epochs, status=result.status, message=result.error))
-            results.append(result)
-        return results
-
-
-# --- jobs.json and the queue (no submitit needed) ------------------------------------------
-
-
-def jobs_file(sweep_directory: Path) -> Path:
-    return Path(sweep_directory) / SLURM_DIR / JOBS_FILE
-
-
-def record_jobs(sweep_directory: Path, submitted: list[SubmittedTrial]) -> None:
-    """Append to jobs.json (a re-submission adds newer jobs for the same trials)."""
-    path = jobs_file(sweep_directory)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    jobs = [*read_jobs(sweep_directory), *submitted]
-    write_json_atomic(path, {"jobs": [{**dataclasses.asdict(j), "milestones": list(j.milestones)}
-                                      for j in jobs]})
-
-
-def read_jobs(sweep_directory: Path) -> list[SubmittedTrial]:
-    path = jobs_file(sweep_directory)
-    if not path.exists():
-        return []
-    jobs = json.loads(path.read_text())["jobs"]
-    return [SubmittedTrial(**{**j, "milestones": tuple(j["milestones"])}) for j in jobs]
-
-
-def queue_states(job_ids: Iterable[str]) -> dict[str, str]:
-    """Slurm state of each job id (`123` or `123_4`): squeue while queued, then sacct
-    where accounting is on, then `scontrol show job` (recently finished jobs);
-    ids that none of them knows are left out."""
-    ids = sorted(set(job_ids))
-    if not ids:
-        return {}
-    states: dict[str, str] = {}
-    out = _run(["squeue", "-h", "--array", "-o", "%i|%T", "-j", ",".join(_base_ids(ids))])
-    for line in out.splitlines():
-        job, _, state = line.partition("|")
-        states[job.strip()] = state.strip()
-    rest = [j for j in ids if j not in states]
-    if rest:
-        out = _run(["sacct", "-n", "-P", "-X", "-o", "JobID,State", "-j", ",".join(rest)])
-        for line in out.splitlines():
-            job, _, state = line.partition("|")
-            if job in rest:
-                states[job] = state.split()[0] if state else ""
-    for job in [j for j in ids if j not in states]:
-        out = _run(["scontrol", "show", "job", "-o", job])
-        for field in out.split():
-            if field.startswith("JobState="):
-                states[job] = field.split("=", 1)[1]
-                break
-    return {j: states[j] for j in ids if j in states}
-
-
-def _base_ids(ids: list[str]) -> list[str]:
-    return sorted({j.split("_")[0] for j in ids})
-
-
-def _run(command: list[str]) -> str:
-    """stdout of a Slurm command, or "" when it fails (no accounting, job purged, ...)."""
-    try:
-        proc = subprocess.run(command, capture_output=True, text=True, timeout=30)
-    except (OSError, subprocess.TimeoutExpired):
-        return ""
-    return proc.stdout if proc.returncode == 0 else ""
+    def _start(self, trials: list[Trial], ctx: RunContext, tracker: TrialTracker) -> None:
+        """Submit, then wait; each trial ends when its job has left the queue."""
+        pending = {s.trial_id: s for s in self._submit(trials, ctx)}
+        by_id = {t.trial_id: t for t in trials}
+        for trial_id in pending:
+            tracker.start(by_id[trial_id])
+        while pending:
+            states = queue_states([s.job_id for s in pending.values()])
+            for trial_id, job in list(pending.items()):
+                if states.get(job.job_id) not in ACTIVE_STATES:
+                    del pending[trial_id]
+                    tracker.end(by_id[trial_id],
+                                problem=f"the Slurm job {job.job_id} ended before the trial "
+                                        f"finished; see its log in {job.log_folder}")
+            if pending:
+                time.sleep(self.options.poll_s)

@@ -10,13 +10,14 @@ import keras
 import tensorflow as tf
 from keras import ops
 
+from suite import schema
 from suite.models.base import GenerativeModel, GradientReducer
 from suite.models.conditioning import condition_image, condition_latent
 from suite.models.networks import NetSpec, build_discriminator, build_generator
 
 
 class GAN(GenerativeModel):
-    loss_names = ("loss_g", "loss_d")
+    loss_names = (schema.LOSS_G, schema.LOSS_D)
     pixel_range = (-1.0, 1.0)
 
     def __init__(self, spec: NetSpec, lr: float, seed: int, **kwargs) -> None:

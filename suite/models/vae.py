@@ -10,13 +10,14 @@ import keras
 import tensorflow as tf
 from keras import ops
 
+from suite import schema
 from suite.models.base import GenerativeModel, GradientReducer
 from suite.models.conditioning import condition_image, condition_latent
 from suite.models.networks import NetSpec, build_encoder, build_generator
 
 
 class VAE(GenerativeModel):
-    loss_names = ("elbo", "loss_recon", "loss_kl")
+    loss_names = (schema.ELBO, schema.LOSS_RECON, schema.LOSS_KL)
     pixel_range = (0.0, 1.0)
 
     def __init__(self, spec: NetSpec, lr: float, seed: int, **kwargs) -> None:

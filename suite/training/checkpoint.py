@@ -7,12 +7,12 @@ order is stable, and a shape check catches a mismatch loudly.
 
 from __future__ import annotations
 
-import os
 from pathlib import Path
 
 import numpy as np
 from keras import ops
 
+from suite.atomic import write_atomic
 from suite.models.base import GenerativeModel
 
 EPOCH_KEY = "trainer/epoch"
@@ -33,12 +33,12 @@ def save_checkpoint(path: Path, model: GenerativeModel, epoch: int,
               for i, v in enumerate(variables)}
     arrays[EPOCH_KEY] = np.asarray(epoch, dtype=np.int64)
     arrays.update(extra)
-    tmp = path.with_name(f".{path.name}.{os.getpid()}.tmp")
-    with open(tmp, "wb") as f:
-        np.savez(f, **arrays)
-        f.flush()
-        os.fsync(f.fileno())
-    os.replace(tmp, path)
+
+    def write(tmp: Path) -> None:
+        with open(tmp, "wb") as f:  # a file object: np.savez would append .npz to a name
+            np.savez(f, **arrays)
+
+    write_atomic(path, write)
 
 
 def load_checkpoint(path: Path, model: GenerativeModel) -> tuple[int, dict[str, np.ndarray]]:

@@ -10,7 +10,7 @@ import sys
 import pytest
 
 from suite import schema
-from suite.results import read_results_frame
+from analysis.load import load_results
 
 pytestmark = pytest.mark.skipif(importlib.util.find_spec("horovod") is None,
                                 reason="Horovod not installed: run tools/install-horovod.sh "
@@ -46,7 +46,7 @@ def scaling_run(tmp_path_factory):
 
 
 def test_one_result_set_per_trial(scaling_run):
-    df = read_results_frame(scaling_run)
+    df = load_results(scaling_run, deduplicate=False)
     assert len(df) == 4  # 2 trials x 2 milestones, rank 0 writes alone
     assert df.groupby(schema.WORKERS)[schema.EPOCH].apply(sorted).to_dict() == {1: [1, 2],
                                                                                  2: [1, 2]}
@@ -59,7 +59,7 @@ def test_one_result_set_per_trial(scaling_run):
 
 
 def test_ranks_end_with_identical_weights(scaling_run):
-    two = read_results_frame(scaling_run).query("workers == 2").iloc[0]
+    two = load_results(scaling_run, deduplicate=False).query("workers == 2").iloc[0]
     log = (scaling_run / "trials" / two[schema.TRIAL_ID] / "worker.log").read_text()
     digests = dict(re.findall(r"rank (\d)/2: trial \w+ ok weights=(\w+)", log))
     assert set(digests) == {"0", "1"}, log[-2000:]
@@ -67,6 +67,6 @@ def test_ranks_end_with_identical_weights(scaling_run):
 
 
 def test_timeline_written(scaling_run):
-    two = read_results_frame(scaling_run).query("workers == 2").iloc[0]
+    two = load_results(scaling_run, deduplicate=False).query("workers == 2").iloc[0]
     timeline = scaling_run / "trials" / two[schema.TRIAL_ID] / "timeline.json"
     assert "ALLREDUCE" in timeline.read_text()

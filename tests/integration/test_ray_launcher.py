@@ -28,7 +28,7 @@ import pytest
 from suite import schema
 from suite.cli import main
 from suite.errors import GenbenchError, SpecError
-from suite.results import read_results_frame
+from analysis.load import load_results
 
 pytestmark = pytest.mark.skipif(importlib.util.find_spec("ray") is None,
                                 reason="Ray Tune not installed: pip install 'genbench[ray]'")
@@ -195,7 +195,7 @@ def grid_run(ray_cluster, tmp_path_factory):
 def test_grid_with_horovod_trial_completes(grid_run):
     tmp, code, stdout, _, _ = grid_run
     assert code == 0
-    df = read_results_frame(tmp / "ray" / "raygrid")
+    df = load_results(tmp / "ray" / "raygrid", deduplicate=False)
     assert len(df) == 5  # 5 trials x 1 milestone: rank 0 alone wrote the 2-worker trial
     assert set(df[schema.STATUS]) == {schema.STATUS_OK}
     assert all(t in stdout for t in df[schema.TRIAL_ID])  # the CLI's final table
@@ -244,7 +244,7 @@ def test_rows_match_a_local_run(grid_run):
 def test_rerun_skips_finished_trials(grid_run):
     tmp, _, _, _, rerun_code = grid_run
     assert rerun_code == 0
-    df = read_results_frame(tmp / "ray" / "raygrid")
+    df = load_results(tmp / "ray" / "raygrid", deduplicate=False)
     assert len(df) == 5 and df[schema.TRIAL_ID].is_unique
 
 
@@ -258,7 +258,7 @@ def failing_run(ray_cluster, tmp_path_factory):
     with contextlib.redirect_stderr(stderr):
         code, _ = run_cli("run", str(sweep), "--out", str(tmp), "--launcher", "ray", "--quiet",
                           "--max-failures", "1")
-    df = read_results_frame(tmp / "failing").set_index(schema.MODEL)
+    df = load_results(tmp / "failing", deduplicate=False).set_index(schema.MODEL)
     return tmp, code, stderr.getvalue(), df, {m: attempts(m) for m in ("flaky", "broken")}
 
 
@@ -306,11 +306,11 @@ def test_killed_sweep_resumes_without_duplicates(ray_cluster, tmp_path):
         with contextlib.suppress(ProcessLookupError):
             os.kill(pid, signal.SIGKILL)
     assert not left, "processes of the killed sweep's Ray survived it"
-    assert len(read_results_frame(out / "resume")) < 3
+    assert len(load_results(out / "resume", deduplicate=False)) < 3
 
     code, _ = run_cli("run", str(sweep), "--out", str(out), "--launcher", "ray", "--quiet")
     assert code == 0
-    df = read_results_frame(out / "resume").sort_values(schema.EPOCH)
+    df = load_results(out / "resume", deduplicate=False).sort_values(schema.EPOCH)
     assert df[schema.EPOCH].tolist() == [1, 2, 3]  # each milestone exactly once
     assert set(df[schema.STATUS]) == {schema.STATUS_OK}
     final = df.iloc[-1]

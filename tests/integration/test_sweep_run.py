@@ -15,7 +15,7 @@ from PIL import Image
 from suite import schema
 from suite.cli import main
 from suite.models import MODELS
-from suite.results import read_results_frame
+from analysis.load import load_results
 
 SMALL = """
 name: small
@@ -48,7 +48,7 @@ def smoke_run(tmp_path_factory):
 def test_smoke_sweep_end_to_end(smoke_run):
     out, first, _ = smoke_run
     assert first.returncode == 0, first.stderr[-3000:]
-    df = read_results_frame(out / "smoke")
+    df = load_results(out / "smoke", deduplicate=False)
     assert len(df) == 8 * 2  # one row per trial and milestone
     assert set(df[schema.STATUS]) == {schema.STATUS_OK}
     assert sorted(df.groupby(schema.TRIAL_ID)[schema.EPOCH].apply(tuple).unique()) == [(1, 2)]
@@ -71,7 +71,7 @@ def test_rerun_skips_finished_trials(smoke_run):
     out, first, second = smoke_run
     assert second.returncode == 0, second.stderr[-3000:]
     assert second.stderr.count("skipped (already ok)") == 8
-    df = read_results_frame(out / "smoke")
+    df = load_results(out / "smoke", deduplicate=False)
     assert len(df) == 16  # nothing duplicated, nothing rewritten
 
 
@@ -87,7 +87,7 @@ def broken_model(monkeypatch):
 def test_failing_trial_does_not_stop_the_sweep(broken_model, write_sweep, tmp_path, capsys):
     sweep = write_sweep(SMALL.replace("[dcgan, vae]", "[broken, vae]").replace("[1, 2]", "[1]"))
     assert main(["run", str(sweep), "--out", str(tmp_path), "--quiet"]) == 1
-    df = read_results_frame(tmp_path / "small")
+    df = load_results(tmp_path / "small", deduplicate=False)
     by_model = df.set_index(schema.MODEL)
     assert by_model.loc["broken", schema.STATUS] == schema.STATUS_FAILED
     assert "always fails" in by_model.loc["broken", schema.ERROR]
@@ -108,7 +108,7 @@ def test_npz_dataset_sweep(write_sweep, tmp_path, data_dir):
                         .replace("[1, 2]", "[1]")
                         .replace("eval: {n_samples: 200}", "eval: {n_samples: 200, backbones: []}"))
     assert main(["run", str(sweep), "--out", str(tmp_path / "out"), "--quiet"]) == 0
-    df = read_results_frame(tmp_path / "out" / "small")
+    df = load_results(tmp_path / "out" / "small", deduplicate=False)
     assert len(df) == 2 and set(df[schema.STATUS]) == {"ok"}
     assert set(df[schema.IMAGE_SHAPE]) == {"16x16x1"} and set(df[schema.N_TRAIN]) == {256}
     assert df[schema.SPECTRAL_DISTANCE].notna().all() and df[schema.FD_DOMAIN].isna().all()
@@ -144,11 +144,11 @@ def test_killed_run_resumes_from_its_checkpoint(write_sweep, tmp_path):
     assert checkpoints, "no checkpoint appeared"
     os.killpg(proc.pid, signal.SIGKILL)  # as a preempted job would be
     proc.wait()
-    rows_before = read_results_frame(out / "resume")
+    rows_before = load_results(out / "resume", deduplicate=False)
     assert len(rows_before) < 3
     rerun = genbench("run", str(sweep), "--out", str(out), "--quiet")
     assert rerun.returncode == 0, rerun.stderr[-3000:]
-    df = read_results_frame(out / "resume").sort_values(schema.EPOCH)
+    df = load_results(out / "resume", deduplicate=False).sort_values(schema.EPOCH)
     assert df[schema.EPOCH].tolist() == [1, 2, 3]  # each milestone exactly once
     assert set(df[schema.STATUS]) == {"ok"}
     final = df.iloc[-1]

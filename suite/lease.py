@@ -1,0 +1,206 @@
+"""A trial's lease: at most one set of processes trains a trial at a time.
+
+The lease is a small JSON file in the trial directory, created with O_EXCL
+(atomic on local disks and on the NFS versions clusters use, where fcntl locks
+are often unreliable). The holder refreshes its mtime from a daemon thread; a
+holder that dies stops refreshing, so its lease goes stale and is taken over:
+
+- at once when the holder ran on this host and its process is gone (pid and
+  process start time, so a reused pid does not count as alive), or when it ran
+  on another node as this same Slurm job (requeued: Slurm runs a job once at a time);
+- after `ttl_s` without a heartbeat otherwise (another host that died).
+
+Taking over renames the stale file away first (only one taker wins the
+rename) and then creates a fresh lease with O_EXCL, so two takers never both
+hold it.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import json
+import os
+import socket
+import threading
+import time
+import uuid
+from dataclasses import asdict, dataclass
+from pathlib import Path
+from typing import Any
+
+LEASE_TTL_ENV = "GENBENCH_LEASE_TTL"  # seconds without a heartbeat before a lease is stale
+DEFAULT_TTL_S = 90.0
+
+
+@dataclass(frozen=True)
+class LeaseHolder:
+    """Who holds a lease: enough to tell, from anywhere, whether it is still alive."""
+
+    host: str
+    pid: int
+    start_ticks: int  # the process's start time (/proc), against pid reuse
+    slurm_job: str  # "" outside Slurm; a requeued job keeps its id
+    token: str
+    since: float
+
+    def describe(self) -> str:
+        job = f", Slurm job {self.slurm_job}" if self.slurm_job else ""
+        return f"pid {self.pid} on {self.host}{job}"
+
+
+def this_holder() -> LeaseHolder:
+    return LeaseHolder(host=socket.gethostname(), pid=os.getpid(),
+                       start_ticks=process_start_ticks(os.getpid()), slurm_job=slurm_job_id(),
+                       token=uuid.uuid4().hex, since=time.time())
+
+
+def slurm_job_id(env: dict[str, str] | None = None) -> str:
+    env = os.environ if env is None else env
+    array = env.get("SLURM_ARRAY_JOB_ID")
+    if array:
+        return f"{array}_{env.get('SLURM_ARRAY_TASK_ID', '')}"
+    return env.get("SLURM_JOB_ID", "")
+
+
+def process_start_ticks(pid: int) -> int:
+    """Start time of `pid` in clock ticks since boot (0 when unknown, e.g. not Linux)."""
+    try:
+        stat = Path(f"/proc/{pid}/stat").read_text()
+    except OSError:
+        return 0
+    # Field 22, counted after the command name (which may contain spaces) in parentheses.
+    return int(stat.rsplit(")", 1)[1].split()[19])
+
+
+def process_alive(pid: int, start_ticks: int) -> bool:
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:
+        pass
+    return not start_ticks or process_start_ticks(pid) in (0, start_ticks)
+
+
+def ttl_seconds() -> float:
+    try:
+        return max(1.0, float(os.environ.get(LEASE_TTL_ENV, DEFAULT_TTL_S)))
+    except ValueError:
+        return DEFAULT_TTL_S
+
+
+class TrialLease:
+    """Non-blocking: `acquire()` is True when this process now holds the lease."""
+
+    def __init__(self, path: Path, ttl_s: float | None = None) -> None:
+        self.path = Path(path)
+        self.ttl_s = ttl_seconds() if ttl_s is None else ttl_s
+        self.holder: LeaseHolder | None = None
+        self._stop = threading.Event()
+        self._thread: threading.Thread | None = None
+
+    def read_holder(self) -> tuple[LeaseHolder | None, float]:
+        """The current holder (None if unreadable) and the lease file's age in seconds."""
+        try:
+            age = time.time() - self.path.stat().st_mtime
+            data = json.loads(self.path.read_text())
+            return LeaseHolder(**data), age
+        except FileNotFoundError:
+            raise
+        except (OSError, ValueError, TypeError):
+            return None, age
+
+    def is_stale(self, holder: LeaseHolder | None, age: float) -> bool:
+        me = this_holder() if self.holder is None else self.holder
+        if holder is None:  # half-written by a holder that died at once, or garbage
+            return age > 5.0
+        if holder.host == me.host:
+            return not process_alive(holder.pid, holder.start_ticks)
+        if holder.slurm_job and holder.slurm_job == me.slurm_job:
+            return True  # this job was requeued: Slurm never runs it twice at once
+        return age > self.ttl_s
+
+    def live_holder(self) -> LeaseHolder | None:
+        """Who holds the lease right now, if anybody alive does (never this process)."""
+        try:
+            holder, age = self.read_holder()
+        except FileNotFoundError:
+            return None
+        if holder is None or self.is_stale(holder, age) or holder.pid == os.getpid():
+            return None
+        return holder
+
+    def acquire(self) -> bool:
+        me = this_holder()
+        for _ in range(3):
+            if self._create(me):
+                self.holder = me
+                self._start_heartbeat()
+                return True
+            try:
+                holder, age = self.read_holder()
+            except FileNotFoundError:
+                continue  # released meanwhile: try again
+            if not self.is_stale(holder, age):
+                return False
+            self._take_over(holder)
+        return False
+
+    def release(self) -> None:
+        self._stop.set()
+        if self._thread is not None:
+            self._thread.join(timeout=5)
+        if self.holder is not None:
+            with contextlib.suppress(FileNotFoundError, OSError, ValueError, TypeError):
+                holder, _ = self.read_holder()
+                if holder is not None and holder.token == self.holder.token:
+                    self.path.unlink()
+        self.holder = None
+
+    def __enter__(self) -> TrialLease:
+        return self
+
+    def __exit__(self, *exc: Any) -> None:
+        self.release()
+
+    def _create(self, me: LeaseHolder) -> bool:
+        self.path.parent.mkdir(parents=True, exist_ok=True)
+        try:
+            fd = os.open(self.path, os.O_CREAT | os.O_EXCL | os.O_WRONLY, 0o644)
+        except FileExistsError:
+            return False
+        try:
+            os.write(fd, json.dumps(asdict(me)).encode())
+            os.fsync(fd)
+        finally:
+            os.close(fd)
+        return True
+
+    def _take_over(self, stale: LeaseHolder | None) -> None:
+        """Move the stale lease aside; if a fresh one was grabbed by mistake, put it back."""
+        aside = self.path.with_name(f"{self.path.name}.stale.{uuid.uuid4().hex[:8]}")
+        try:
+            os.rename(self.path, aside)
+        except FileNotFoundError:
+            return
+        try:
+            moved = LeaseHolder(**json.loads(aside.read_text()))
+        except (OSError, ValueError, TypeError):
+            moved = None
+        if stale is not None and moved is not None and moved.token != stale.token:
+            with contextlib.suppress(OSError):  # another taker's live lease: restore it
+                os.link(aside, self.path)
+        with contextlib.suppress(OSError):
+            aside.unlink()
+
+    def _start_heartbeat(self) -> None:
+        self._stop.clear()
+        interval = max(0.5, self.ttl_s / 6)
+
+        def beat() -> None:
+            while not self._stop.wait(interval):
+                with contextlib.suppress(OSError):
+                    os.utime(self.path)
+
+        self._thread = threading.Thread(target=beat, name="genbench-lease", daemon=True)
+        self._thread.start()
