@@ -10,6 +10,7 @@ recorded `diverged`; a full disk stops the sweep (DiskFullError).
 
 from __future__ import annotations
 
+import sys
 import time
 import traceback
 from dataclasses import dataclass, field
@@ -108,7 +109,8 @@ def run_trial(trial: Trial, ctx: RunContext, replicas=None,
     state = ""
     if lease is not None:
         if lease.acquire():
-            store.repair()
+            for note in store.repair():  # damaged files are set aside, never fatal
+                print(f"genbench: trial {trial.trial_id}: {note}", file=sys.stderr, flush=True)
             state = store.state(trial.milestones)
         else:
             state = STATE_BUSY
