@@ -145,9 +145,11 @@ class RayTuneLauncher(Launcher):
                     "on the other nodes), or leave out --address for an embedded Ray; if the "
                     "cluster uses token authentication, set RAY_AUTH_MODE=token") from None
         else:  # address="local": a new Ray even if `ray start` runs on this machine
-            ray.init(address="local", num_cpus=embedded_num_cpus(),
-                     include_dashboard=self.options.dashboard, dashboard_host="127.0.0.1",
-                     **common)
+            from suite.launchers.ray_ranks import init_loopback_ray
+
+            init_loopback_ray(num_cpus=embedded_num_cpus(),  # every Ray server on 127.0.0.1
+                              include_dashboard=self.options.dashboard,
+                              dashboard_host="127.0.0.1", **common)
         try:
             yield
         finally:
@@ -280,7 +282,7 @@ def _run_ranks(trial: Trial, ctx: RunContext, cpus: float, gpus: float) -> Trial
     """The trial's Horovod ranks as Ray actors in this Tune trial's bundles; rank 0 writes."""
     from ray.util.queue import Empty, Queue
 
-    from suite.training.distributed import run_ranks_on_ray
+    from suite.launchers.ray_ranks import run_ranks_on_ray
 
     events = Queue(actor_options={"num_cpus": 0})  # rank 0's epoch events, to Tune from here
 
@@ -311,7 +313,7 @@ def _run_ranks(trial: Trial, ctx: RunContext, cpus: float, gpus: float) -> Trial
 
 def rank_main(trial: Trial, ctx: RunContext, events: Any) -> TrialResult:
     """One Horovod rank in a RayExecutor actor (the Ray twin of suite.rank_main)."""
-    from suite.training.distributed import start_replicas
+    from suite.rank_main import start_replicas
 
     replicas = start_replicas()  # Horovod, from the env RayExecutor set; before any TF op
     configure_threads_from_env()

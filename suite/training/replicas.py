@@ -1,7 +1,7 @@
 """What the trainer needs from data parallelism, without importing Horovod.
 
 The trainer codes against `Replicas`; `SingleReplica` is the one-process
-implementation (identity collectives), and `suite.training.distributed`
+implementation (identity collectives), and `suite.training.horovod`
 provides the Horovod one. Keeping this file free of Horovod and TensorFlow
 lets single-process runs, unit tests and laptops work without either.
 """
@@ -23,11 +23,6 @@ class RankInfo:
     size: int
     local_rank: int
     local_size: int
-
-    @property
-    def is_root(self) -> bool:
-        """Rank 0 is the one that writes results, checkpoints and logs."""
-        return self.rank == 0
 
 
 @runtime_checkable

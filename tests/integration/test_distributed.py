@@ -1,8 +1,9 @@
-"""Data parallelism: real Horovod on 2 Gloo ranks on this host, plus the cheap parts in-process.
+"""Data parallelism: real Horovod on 2 Gloo ranks on this host.
 
-The 2-rank checks run in ONE `horovodrun` launch (tests/_hvd_scripts/replica_checks.py)
+The 2-rank checks run in ONE launch of genbench's own spawner
+(suite.launchers.local_ranks, no horovodrun) of tests/_hvd_scripts/replica_checks.py,
 because each rank pays a few seconds of TensorFlow import; the tests below
-read what each rank wrote.
+read what each rank wrote. The cheap, pure parts are in tests/unit/test_rank_start.py.
 """
 
 from __future__ import annotations
@@ -12,15 +13,12 @@ import os
 import re
 import subprocess
 import sys
-import warnings
 from pathlib import Path
 
 import numpy as np
 import pytest
 
-from suite.training import distributed
-from suite.training.distributed import horovodrun_command, start_replicas
-from suite.training.replicas import RankInfo, Replicas, SingleReplica
+from suite.launchers.local_ranks import run_local_command
 
 REPO = Path(__file__).resolve().parents[2]
 CHECKS = REPO / "tests" / "integration" / "_hvd_scripts" / "replica_checks.py"
@@ -52,10 +50,9 @@ def two_ranks(tmp_path_factory: pytest.TempPathFactory) -> tuple[dict, dict, Pat
     """Run the checks once on 2 ranks; return each rank's arrays and the timeline path."""
     out = tmp_path_factory.mktemp("hvd")
     timeline = out / "timeline.json"
-    cmd = horovodrun_command(2, [sys.executable, str(CHECKS), str(out)], timeline=str(timeline))
-    env = dict(os.environ, PYTHONPATH=str(REPO), TF_CPP_MIN_LOG_LEVEL="2")
-    proc = subprocess.run(cmd, cwd=REPO, env=env, capture_output=True, text=True, timeout=240)
-    assert proc.returncode == 0, f"horovodrun failed:\n{proc.stdout[-3000:]}\n{proc.stderr[-3000:]}"
+    log = out / "ranks.log"
+    code = run_local_command([sys.executable, str(CHECKS), str(out)], 2, log, timeline=timeline)
+    assert code == 0, f"the ranks failed:\n{log.read_text()[-4000:]}"
     ranks = [dict(np.load(out / f"rank{r}.npz")) for r in range(2)]
     return ranks[0], ranks[1], timeline
 
@@ -124,48 +121,12 @@ def test_timeline_is_written(two_ranks: tuple[dict, dict, Path]) -> None:
     assert timeline.exists() and "ALLREDUCE" in timeline.read_text().upper()
 
 
-def test_horovodrun_command_shape(monkeypatch: pytest.MonkeyPatch) -> None:
-    # The real lookup runs in the two_ranks fixture; this one needs no Horovod.
-    monkeypatch.setattr(distributed, "_horovodrun_path", lambda: "/venv/bin/horovodrun")
-    argv = [sys.executable, "-m", "suite.worker", "--trial", "t.json"]
-    cmd = horovodrun_command(3, argv, timeline="/tmp/tl.json")
-    assert Path(cmd[0]).name == "horovodrun"
-    assert cmd[1:6] == ["--gloo", "-np", "3", "-H", "localhost:3"]
-    assert cmd[6:8] == ["--timeline-filename", "/tmp/tl.json"]
-    assert cmd[8:] == argv
-    assert "--timeline-filename" not in horovodrun_command(1, argv)
-    with pytest.raises(ValueError):
-        horovodrun_command(0, argv)
-
-
-def test_single_process_gets_single_replica(monkeypatch: pytest.MonkeyPatch) -> None:
-    for name in ("HOROVOD_SIZE", "OMPI_COMM_WORLD_SIZE", "PMI_SIZE", "SLURM_STEP_NUM_TASKS"):
-        monkeypatch.delenv(name, raising=False)
-    with warnings.catch_warnings():
-        warnings.simplefilter("error")
-        replicas = start_replicas()
-    assert isinstance(replicas, SingleReplica)
-    assert isinstance(replicas, Replicas)
-
-
-def test_single_replica_is_identity() -> None:
-    replicas = SingleReplica()
-    assert replicas.info == RankInfo(rank=0, size=1, local_rank=0, local_size=1)
-    assert replicas.info.is_root
-    grads = [1.0, None, 3.0]
-    assert replicas.average_gradients(grads) == grads
-    assert replicas.allreduce_mean(2.5) == 2.5
-    assert replicas.allreduce_max(-1.0) == -1.0
-    replicas.broadcast_variables([object()])
-    replicas.barrier()
-
-
 @needs_horovod
 def test_start_after_tensorflow_runtime_is_a_clear_error() -> None:
     # Thread pools are fixed when TF runs its first op; start() must come first.
     code = (
         "import tensorflow as tf; tf.constant(1.0) + 1\n"
-        "from suite.training.distributed import HorovodReplicas\n"
+        "from suite.training.horovod import HorovodReplicas\n"
         "HorovodReplicas.start()\n"
     )
     env = dict(os.environ, PYTHONPATH=str(REPO), TF_CPP_MIN_LOG_LEVEL="2")
@@ -176,19 +137,3 @@ def test_start_after_tensorflow_runtime_is_a_clear_error() -> None:
     )
     assert proc.returncode != 0
     assert "must be called before TensorFlow creates any op" in proc.stderr
-
-
-def test_threads_split_cores_unless_srun_gave_each_rank_its_own(
-    monkeypatch: pytest.MonkeyPatch,
-) -> None:
-    cores = len(os.sched_getaffinity(0))
-    two = RankInfo(rank=1, size=2, local_rank=1, local_size=2)
-    monkeypatch.delenv("SLURM_CPUS_PER_TASK", raising=False)
-    assert distributed._threads_per_rank(two) == max(1, cores // 2)
-    # horovodrun inside an sbatch job: the one batch task's share is not per rank.
-    monkeypatch.setenv("SLURM_CPUS_PER_TASK", "8")
-    monkeypatch.setenv("SLURM_STEP_NUM_TASKS", "1")
-    assert distributed._threads_per_rank(two) == max(1, cores // 2)
-    # srun -n 2 --cpus-per-task 8: each rank has its own 8.
-    monkeypatch.setenv("SLURM_STEP_NUM_TASKS", "2")
-    assert distributed._threads_per_rank(two) == 8

@@ -1,4 +1,4 @@
-"""Runs on every rank under `horovodrun --gloo -np 2`; tests/test_distributed.py reads the output.
+"""Runs on every rank of 2 local ranks (genbench's spawner); test_distributed.py reads the output.
 
 One launch performs all checks because each rank pays a few seconds of
 TensorFlow import. Each rank writes OUT_DIR/rank{r}.npz; rank 0 also writes
@@ -12,7 +12,8 @@ import sys
 
 import numpy as np
 
-from suite.training.distributed import HorovodReplicas, start_replicas
+from suite.rank_main import start_replicas
+from suite.training.horovod import HorovodReplicas
 from suite.training.replicas import Replicas, SingleReplica
 
 HALF_BATCH = 8

@@ -1,0 +1,61 @@
+"""A trial's Horovod ranks as processes on this host, started by genbench itself.
+
+No horovodrun: this process starts Horovod's rendezvous server on 127.0.0.1,
+then `workers` copies of `python -m suite.rank_main LAUNCH_JSON`, each with the
+variables horovodrun would set (Gloo on the loopback interface, so nothing
+listens beyond this host), each in its own session and signalled when this
+process dies. One failing rank stops the others (they would wait in a
+collective for ever); an interrupt stops them all (suite.launchers.children).
+"""
+
+from __future__ import annotations
+
+import os
+import sys
+from collections.abc import Sequence
+from pathlib import Path
+
+from suite.launchers.children import ChildGroup
+from suite.launchers.rank_env import LOOPBACK, horovod_env, host_plan, interface_of
+
+LOCAL_HOST = "localhost"  # the plan's host name, as in `horovodrun -H localhost:N`
+
+
+def rank_command(launch_file: Path) -> list[str]:
+    return [sys.executable, "-m", "suite.rank_main", str(launch_file)]
+
+
+def inherited_env() -> dict[str, str]:
+    """This process's environment without Horovod or srun-step variables of its own."""
+    return {k: v for k, v in os.environ.items()
+            if not k.startswith("HOROVOD_") and not k.startswith("SLURM_STEP")}
+
+
+def run_local_ranks(workers: int, launch_file: Path, log_path: Path,
+                    timeline: Path | None = None) -> int:
+    """Run the trial in `launch_file` as `workers` local ranks; their exit status (0: all ok).
+
+    Output of every rank is appended to `log_path`. `timeline` asks Horovod for
+    a Chrome-trace timeline of every collective (HOROVOD_TIMELINE).
+    """
+    return run_local_command(rank_command(launch_file), workers, log_path, timeline)
+
+
+def run_local_command(argv: Sequence[str], workers: int, log_path: Path,
+                      timeline: Path | None = None) -> int:
+    """Run `argv` as `workers` Horovod ranks on this host (what run_local_ranks does)."""
+    if workers < 1:
+        raise ValueError(f"workers must be >= 1, got {workers}")
+    from suite.training.horovod import start_rendezvous, stop_rendezvous
+
+    plan = host_plan([(LOCAL_HOST, workers)])
+    port = start_rendezvous(plan, bind_address=LOOPBACK)
+    iface = interface_of(LOOPBACK, env={})  # never $GENBENCH_GLOO_IFACE: loopback only
+    base = inherited_env()
+    try:
+        with open(log_path, "ab") as log, ChildGroup(log) as ranks:
+            for slot in plan:
+                ranks.start(argv, {**base, **horovod_env(slot, LOOPBACK, port, iface, timeline)})
+            return ranks.wait()
+    finally:
+        stop_rendezvous(port)
