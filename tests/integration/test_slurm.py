@@ -62,39 +62,6 @@ SWEEPS = {
 # --- no cluster needed -----------------------------------------------------------------
 
 
-def test_hostlist_and_tasks_per_node_expand_like_slurm():
-    from suite.training.distributed import expand_hostlist, expand_tasks_per_node
-
-    assert expand_hostlist("vm") == ["vm"]  # zero padding is per range, as in Slurm:
-    assert expand_hostlist("gpu[01-03,7],login1") == ["gpu01", "gpu02", "gpu03", "gpu7",
-                                                      "login1"]
-    assert expand_hostlist("r[1-2]-n[1-2]") == ["r1-n1", "r1-n2", "r2-n1", "r2-n2"]
-    assert expand_tasks_per_node("2(x3),1") == [2, 2, 2, 1]
-    with pytest.raises(ValueError):
-        expand_tasks_per_node("two")
-
-
-def test_rank_env_of_a_two_node_step():
-    pytest.importorskip("horovod")
-    from suite.training.distributed import slurm_rank_env, srun_step_size
-
-    step = {"SLURM_STEP_NUM_TASKS": "4", "SLURM_STEP_NODELIST": "n[1-2]",
-            "SLURM_STEP_TASKS_PER_NODE": "2(x2)"}
-    env = slurm_rank_env({**step, "SLURMD_NODENAME": "n2", "SLURM_LOCALID": "1"},
-                         "10.0.0.1", 1234, "eth0")
-    assert {k: env[k] for k in ("HOROVOD_RANK", "HOROVOD_SIZE", "HOROVOD_LOCAL_RANK",
-                                "HOROVOD_LOCAL_SIZE", "HOROVOD_CROSS_RANK",
-                                "HOROVOD_CROSS_SIZE", "HOROVOD_HOSTNAME")} == {
-        "HOROVOD_RANK": "3", "HOROVOD_SIZE": "4", "HOROVOD_LOCAL_RANK": "1",
-        "HOROVOD_LOCAL_SIZE": "2", "HOROVOD_CROSS_RANK": "1", "HOROVOD_CROSS_SIZE": "2",
-        "HOROVOD_HOSTNAME": "n2"}
-    assert env["HOROVOD_CONTROLLER"] == env["HOROVOD_CPU_OPERATIONS"] == "gloo"
-    assert env["HOROVOD_GLOO_RENDEZVOUS_PORT"] == "1234"
-    # The batch script of `sbatch --ntasks=4` is one process, not a step of 4.
-    assert srun_step_size({"SLURM_NTASKS": "4"}) == 1
-    assert srun_step_size(step) == 4
-
-
 def test_slurm_options_are_typed_and_checked():
     from suite.errors import SpecError
     from suite.launchers import LAUNCHERS
