@@ -20,12 +20,11 @@ import tensorflow as tf
 
 from suite.models.base import GenerativeModel
 from suite.schema import STATUS_DIVERGED, STATUS_OK
+from suite.spec import batch_fill_problem
 from suite.training.batches import EpochBatches
 from suite.training.checkpoint import load_checkpoint, save_checkpoint
 from suite.training.clock import ClockSummary, ThroughputClock
 from suite.training.replicas import Replicas, SingleReplica
-
-LOSSES_KEY = "trainer/losses"
 
 
 @dataclass(frozen=True)
@@ -77,9 +76,11 @@ def train(model: GenerativeModel, x: np.ndarray, y: np.ndarray | None, config: T
     info = replicas.info
     batches = EpochBatches(x, y, config.batch_size, config.seed, model.pixel_range,
                            rank=info.rank, num_ranks=info.size)
-    if batches.steps_per_epoch < 1:
-        raise ValueError(f"{len(x)} training images cannot fill one batch of "
-                         f"{config.batch_size} on each of {info.size} workers")
+    # The spec's rule (n >= workers x batch_size) is exactly steps_per_epoch >= 1.
+    problem = batch_fill_problem(len(x), config.batch_size * info.size)
+    if problem:
+        raise ValueError(f"{problem} (batch_size {config.batch_size} on each of "
+                         f"{info.size} workers)")
     clock = ThroughputClock(images_per_step=config.batch_size * info.size,
                             warmup_steps=config.warmup_steps)
     start_epoch = 0

@@ -307,16 +307,11 @@ def test_html_report_is_self_contained(smoke_report):
 
 
 def chromium_executable() -> str:
-    exe = shutil.which("chromium")
-    if exe:
-        return exe
-    script = REPO / "tools" / "system-deps.sh"
-    proc = subprocess.run(["bash", str(script), "chromium"], capture_output=True, text=True,
-                          timeout=1200)
+    """Headless Chromium, installed by `make test` (its test-deps step), never by a test."""
     exe = shutil.which("chromium")
     if exe is None:
-        pytest.skip("chromium is not installed and `tools/system-deps.sh chromium` could not "
-                    f"install it (exit {proc.returncode}): {(proc.stderr or proc.stdout)[-500:]}")
+        pytest.fail("chromium is not installed: run `make test-deps` (make test does) or "
+                    "`tools/system-deps.sh chromium`")
     return exe
 
 
