@@ -3,7 +3,10 @@
 A sweep file is YAML with `name`, `dataset`, `grid` (axis -> list, or a list of
 such mappings whose cross products are united, as in scikit-learn's
 ParameterGrid), `fixed` (axis -> scalar) and `eval`. Every problem is reported
-as a SpecError naming the file and the field, before anything runs.
+as one SpecError naming the file and the field, with a fix, before anything runs.
+This module is the one place sweep validation lives: every axis has bounds, the
+grid's size is known before it is expanded, and eval backbones are checked
+against their registry. Reading the YAML itself safely is suite/sweep_yaml.py.
 
 The `epochs` axis does not multiply trials: a grid with epochs [5, 20] trains
 one run for 20 epochs and writes rows at the milestones 5 and 20.
@@ -15,24 +18,38 @@ import dataclasses
 import hashlib
 import itertools
 import json
+import math
 import re
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass
-from importlib import resources
-from pathlib import Path
 from typing import Any
 
-import yaml
-
+from suite import sweep_values as sv
 from suite.errors import SpecError
 from suite.models import MODELS, UPSAMPLERS
-from suite.registry import UnknownNameError
+from suite.sweep_yaml import (  # reading files lives there; re-exported here
+    CONFIGS_PACKAGE,
+    builtin_sweeps,
+    join_field,
+    load_yaml,
+    quote,
+    read_sweep_text,
+)
 
-CONFIGS_PACKAGE = "suite.configs"
+__all__ = [
+    "AXES", "CONFIGS_PACKAGE", "EVAL_FIELDS", "EvalSpec", "SweepSpec", "Trial",
+    "batch_fill_problem", "builtin_sweeps", "check_batch_fill", "load_sweep", "parse_sweep",
+    "read_sweep_text", "trial_id",
+]
+
 TOP_LEVEL_KEYS = ("name", "dataset", "grid", "fixed", "eval", "description")
 LR_SCALINGS = ("none", "linear", "sqrt")
-NAME_PATTERN = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.-]*$")
-
+# One safe path component (results go to <out>/<name>/): no '/', never '.' or '..'.
+NAME_PATTERN = re.compile(r"[A-Za-z0-9][A-Za-z0-9_.-]*\Z")
+MAX_NAME_CHARS = 100
+MAX_DESCRIPTION_CHARS = 10_000
+MAX_TRIALS = 10_000  # counted from the axis lengths, before the grid is expanded
+MAX_MILESTONES = 100  # values of the epochs axis in one grid
 
 @dataclass(frozen=True)
 class EvalSpec:
@@ -121,183 +138,102 @@ def trial_id(trial: Trial) -> str:
 # --- axes -----------------------------------------------------------------------------
 
 
-def _positive_int(value: Any) -> int:
-    if isinstance(value, bool) or not isinstance(value, int):
-        raise ValueError(f"must be a whole number, got {value!r}")
-    if value <= 0:
-        raise ValueError(f"must be positive, got {value}")
-    return value
-
-
-def _non_negative_int(value: Any) -> int:
-    if isinstance(value, bool) or not isinstance(value, int) or value < 0:
-        raise ValueError(f"must be a whole number >= 0, got {value!r}")
-    return value
-
-
-def _positive_float(value: Any) -> float:
-    if isinstance(value, str):  # YAML 1.1 reads `1e-4` (no dot) as a string
-        try:
-            value = float(value)
-        except ValueError:
-            raise ValueError(f"must be a number, got {value!r}") from None
-    if isinstance(value, bool) or not isinstance(value, int | float):
-        raise ValueError(f"must be a number, got {value!r}")
-    if not value > 0 or value != value or value == float("inf"):
-        raise ValueError(f"must be a positive finite number, got {value}")
-    return float(value)
-
-
-def _optional_positive_int(value: Any) -> int | None:
-    return None if value is None else _positive_int(value)
-
-
-def _name_in(registry_check: Callable[[str], None]) -> Callable[[Any], str]:
-    def check(value: Any) -> str:
-        if not isinstance(value, str):
-            raise ValueError(f"must be a name, got {value!r}")
-        registry_check(value)
-        return value
-
-    return check
-
-
-def _one_of(choices: tuple[str, ...]) -> Callable[[Any], str]:
-    def check(value: Any) -> str:
-        if value not in choices:
-            raise ValueError(f"unknown value {value!r}; known: {', '.join(choices)}")
-        return value
-
-    return check
-
-
-def _dataset_name(value: Any) -> str:
-    from suite.data import check_dataset_name  # data imports no TensorFlow
-
-    if not isinstance(value, str):
-        raise ValueError(f"must be a dataset name, got {value!r}")
-    check_dataset_name(value)
-    return value
-
-
 # axis -> (validator, default). A default of `...` means the axis is required.
+# The upper bounds are far above any real run; they stop typos and hostile files.
 AXES: dict[str, tuple[Callable[[Any], Any], Any]] = {
-    "dataset": (_dataset_name, ...),
-    "model": (_name_in(MODELS.check), ...),
-    "upsampling": (_name_in(UPSAMPLERS.check), "transpose"),
-    "latent_dim": (_positive_int, 100),
-    "epochs": (_positive_int, 1),
-    "seed": (_non_negative_int, 0),
-    "batch_size": (_positive_int, 256),
-    "lr": (_positive_float, 1e-4),
-    "lr_scaling": (_one_of(LR_SCALINGS), "none"),
-    "kernel_size": (_positive_int, 5),
-    "workers": (_positive_int, 1),
-    "max_train_images": (_optional_positive_int, None),
+    "dataset": (sv.dataset_name, ...),
+    "model": (sv.name_in(MODELS), ...),
+    "upsampling": (sv.name_in(UPSAMPLERS), "transpose"),
+    "latent_dim": (sv.whole_number(1, 4096), 100),
+    "epochs": (sv.whole_number(1, 10_000), 1),
+    "seed": (sv.whole_number(0, 2**32 - 1), 0),
+    "batch_size": (sv.whole_number(1, 65_536), 256),
+    "lr": (sv.number(10.0), 1e-4),
+    "lr_scaling": (sv.one_of(LR_SCALINGS), "none"),
+    "kernel_size": (sv.whole_number(1, 31), 5),
+    "workers": (sv.whole_number(1, 1024), 1),
+    "max_train_images": (sv.optional(sv.whole_number(1, 100_000_000)), None),
 }
 
 EVAL_FIELDS: dict[str, Callable[[Any], Any]] = {
-    "n_samples": _positive_int,
-    "batch_size": _positive_int,
-    "backbones": lambda v: v,  # checked against the backbone registry by suite.metrics
+    "n_samples": sv.eval_samples,
+    "batch_size": sv.whole_number(1, 10_000),
+    "backbones": sv.backbone_names,  # names in suite.metrics.features.BACKBONES
 }
+
+
+def _validate_axis(axis: str, value: Any, source: str, field: str) -> Any:
+    return sv.validate(AXES[axis][0], value, source, field)
+
+
+# --- batches ------------------------------------------------------------------------------
+
+
+def batch_fill_problem(n_images: int, global_batch: int) -> str | None:
+    """The one rule: a run needs at least one full global batch (every step drops the
+    remainder, so fewer images would give zero steps). None when it holds."""
+    if n_images >= global_batch:
+        return None
+    return f"{n_images:,} training images cannot fill one global batch of {global_batch:,}"
+
+
+def check_batch_fill(trial: Trial, n_train_images: int, source: str) -> None:
+    """Raise SpecError unless `n_train_images` (after the trial's max_train_images cap)
+    fill one global batch (workers x batch_size)."""
+    cap = trial.max_train_images
+    n = n_train_images if cap is None else min(n_train_images, cap)
+    problem = batch_fill_problem(n, trial.global_batch_size)
+    if problem:
+        capped = " (max_train_images)" if cap is not None and cap <= n_train_images else ""
+        raise SpecError(source, "batch_size",
+                        f"trial {trial.index} ({trial.trial_id}) on {quote(trial.dataset)}"
+                        f"{capped}: {problem} (workers {trial.workers} x batch_size "
+                        f"{trial.batch_size})",
+                        "lower batch_size or workers, or raise max_train_images / use more data")
 
 
 # --- loading ------------------------------------------------------------------------------
 
 
-def builtin_sweeps() -> list[str]:
-    """Names of the sweep files shipped in suite/configs."""
-    files = resources.files(CONFIGS_PACKAGE).iterdir()
-    return sorted(f.name[: -len(".yaml")] for f in files if f.name.endswith(".yaml"))
-
-
-def read_sweep_text(path_or_name: str) -> tuple[str, str]:
-    """Return (source label, YAML text) for a file path or a built-in sweep name."""
-    path = Path(path_or_name)
-    if path.is_file():
-        return str(path), path.read_text()
-    if path_or_name in builtin_sweeps():
-        ref = resources.files(CONFIGS_PACKAGE) / f"{path_or_name}.yaml"
-        return f"{path_or_name} (built-in {ref})", ref.read_text()
-    if path.suffix in (".yaml", ".yml") or "/" in path_or_name:
-        raise SpecError(path_or_name, "file", "no such file",
-                        "give the path of a sweep YAML file")
-    raise SpecError(
-        path_or_name, "sweep", "neither a file nor a built-in sweep",
-        f"give a sweep YAML path or one of: {', '.join(builtin_sweeps())}",
-    )
-
-
 def load_sweep(path_or_name: str) -> SweepSpec:
     """Parse and validate a sweep file (or built-in name) into frozen trials."""
     source, text = read_sweep_text(path_or_name)
-    try:
-        raw = yaml.safe_load(text)
-    except yaml.YAMLError as exc:
-        mark = getattr(exc, "problem_mark", None)
-        where = f"line {mark.line + 1}, column {mark.column + 1}" if mark else "YAML"
-        problem = getattr(exc, "problem", None) or str(exc).splitlines()[0]
-        raise SpecError(source, where, f"malformed YAML: {problem}",
-                        "fix the YAML syntax (indentation, colons, brackets)") from None
-    return parse_sweep(raw, source)
+    return parse_sweep(load_yaml(text, source), source)
 
 
 def parse_sweep(raw: Any, source: str) -> SweepSpec:
+    """Validate a parsed sweep document: all rules, in order, before any expansion."""
     if not isinstance(raw, Mapping):
         raise SpecError(source, "(top level)", "a sweep file must be a mapping",
                         "start with `name: ...`, `dataset: ...`, `grid: ...`")
     unknown = [k for k in raw if k not in TOP_LEVEL_KEYS]
     if unknown:
-        raise SpecError(source, str(unknown[0]), "unknown key",
+        raise SpecError(source, join_field("", unknown[0]), "unknown key",
                         f"use only: {', '.join(TOP_LEVEL_KEYS)} (axes go under grid or fixed)")
     name = raw.get("name")
-    if not isinstance(name, str) or not NAME_PATTERN.match(name):
-        raise SpecError(source, "name",
-                        f"must be a plain name (letters, digits, _.-), got {name!r}",
+    if not (isinstance(name, str) and len(name) <= MAX_NAME_CHARS and NAME_PATTERN.match(name)):
+        raise SpecError(source, "name", f"must be a plain name (letters, digits, _.-; at most "
+                        f"{MAX_NAME_CHARS} characters), got {quote(name)}",
                         "add e.g. `name: my-sweep`; results go to <out>/<name>/")
-    fixed = _mapping(raw.get("fixed", {}), source, "fixed")
-    grids = _grids(raw.get("grid", {}), source)
-    eval_spec = _eval_spec(raw.get("eval", {}), source)
-    if "dataset" in raw:
-        if "dataset" in fixed:
-            raise SpecError(source, "fixed.dataset", "dataset is given twice",
-                            "keep either the top-level `dataset` or `fixed.dataset`")
-        _validate_axis("dataset", raw["dataset"], source, "dataset")
-
-    for axis, value in fixed.items():
-        _check_axis_name(axis, source, f"fixed.{axis}")
-        if isinstance(value, list):
-            raise SpecError(source, f"fixed.{axis}", "fixed takes one value, not a list",
-                            "move the axis to grid to sweep over it")
-    fixed = {axis: _validate_axis(axis, v, source, f"fixed.{axis}") for axis, v in fixed.items()}
-    if "dataset" in raw:
-        fixed["dataset"] = raw["dataset"]
-
-    points: list[dict[str, Any]] = []
-    for g, grid in enumerate(grids):
-        label = "grid" if len(grids) == 1 else f"grid[{g}]"
-        for axis in grid:
-            if axis in fixed:
-                raise SpecError(source, f"{label}.{axis}",
-                                "axis is in both grid and fixed (or top level)",
-                                "keep it in one place")
-        grid = {axis: _validate_values(axis, values, source, f"{label}.{axis}")
-                for axis, values in grid.items()}
-        axes = list(grid)
-        for combo in itertools.product(*(grid[a] for a in axes)):
-            point = {**fixed, **dict(zip(axes, combo, strict=True))}
-            for axis, (_, default) in AXES.items():
-                if axis not in point:
-                    if default is ...:
-                        raise SpecError(source, axis, "required axis is missing",
-                                        f"add `{axis}: ...` under fixed (or a list under grid)")
-                    point[axis] = default
-            _check_point(point, source)
-            points.append(point)
-    trials = tuple(_points_to_trials(points, name, eval_spec))
-    return SweepSpec(name=name, source=source, trials=trials,
-                     description=str(raw.get("description", "")))
+    description = raw.get("description", "")
+    description = "" if description is None else description
+    if not isinstance(description, str) or len(description) > MAX_DESCRIPTION_CHARS:
+        got = (f"{len(description):,} characters" if isinstance(description, str)
+               else quote(description))
+        raise SpecError(source, "description", f"must be text of at most "
+                        f"{MAX_DESCRIPTION_CHARS:,} characters, got {got}",
+                        "write one line of text, e.g. `description: dcgan vs vae`")
+    fixed = _fixed_axes(raw, source)
+    grids = _grids(raw.get("grid"), source)
+    shapes = [_grid_shape(grid, label, fixed, source) for label, grid in grids]
+    _check_grid_size(shapes, source)
+    cache: dict[tuple, Any] = {}
+    checked = [{axis: [_cached_axis(axis, v, source, f"{label}.{axis}", cache) for v in values]
+                for axis, values in grid.items()} for label, grid in grids]
+    eval_spec = _eval_spec(raw.get("eval"), source)
+    trials = _expand(name, fixed, checked, eval_spec)
+    _check_trials(trials, source)
+    return SweepSpec(name=name, source=source, trials=tuple(trials), description=description)
 
 
 def _mapping(value: Any, source: str, field: str) -> dict[str, Any]:
@@ -305,94 +241,143 @@ def _mapping(value: Any, source: str, field: str) -> dict[str, Any]:
         return {}
     if not isinstance(value, Mapping):
         raise SpecError(source, field,
-                        f"must be a mapping (axis: value), got {type(value).__name__}")
+                        f"must be a mapping (axis: value), got {type(value).__name__}",
+                        f"write `{field}:` followed by indented `axis: value` lines")
     return dict(value)
 
 
-def _grids(value: Any, source: str) -> list[dict[str, Any]]:
+def _fixed_axes(raw: Mapping, source: str) -> dict[str, Any]:
+    fixed = _mapping(raw.get("fixed"), source, "fixed")
+    for axis, value in fixed.items():
+        _check_axis_name(axis, source, join_field("fixed", axis))
+        if isinstance(value, list):
+            raise SpecError(source, f"fixed.{axis}", "fixed takes one value, not a list",
+                            "move the axis to grid to sweep over it")
+    checked = {axis: _validate_axis(axis, v, source, f"fixed.{axis}") for axis, v in fixed.items()}
+    if "dataset" in raw:
+        if "dataset" in fixed:
+            raise SpecError(source, "fixed.dataset", "dataset is given twice",
+                            "keep either the top-level `dataset` or `fixed.dataset`")
+        checked["dataset"] = _validate_axis("dataset", raw["dataset"], source, "dataset")
+    return checked
+
+
+def _grids(value: Any, source: str) -> list[tuple[str, dict[str, Any]]]:
     if isinstance(value, list):
         if not value:
             raise SpecError(source, "grid", "an empty list of grids has no trials",
                             "give at least one mapping of axis -> list")
-        return [_mapping(g, source, f"grid[{i}]") for i, g in enumerate(value)]
-    return [_mapping(value, source, "grid")]
+        if len(value) == 1:
+            return [("grid", _mapping(value[0], source, "grid[0]"))]
+        return [(f"grid[{i}]", _mapping(g, source, f"grid[{i}]")) for i, g in enumerate(value)]
+    return [("grid", _mapping(value, source, "grid"))]
 
 
-def _check_axis_name(axis: str, source: str, field: str) -> None:
-    if axis not in AXES:
+def _check_axis_name(axis: Any, source: str, field: str) -> None:
+    if not isinstance(axis, str) or axis not in AXES:
         raise SpecError(source, field, "unknown axis", f"known axes: {', '.join(AXES)}")
 
 
-def _validate_values(axis: str, values: Any, source: str, field: str) -> list[Any]:
-    _check_axis_name(axis, source, field)
-    if not isinstance(values, list) or not values:
-        raise SpecError(source, field, "a grid axis takes a non-empty list of values",
-                        f"write `{axis}: [a, b]`, or move a single value to fixed")
-    return [_validate_axis(axis, v, source, field) for v in values]
+def _grid_shape(grid: dict[str, Any], label: str, fixed: dict[str, Any],
+                source: str) -> tuple[str, int, int]:
+    """(label, trials, milestones) of one grid, from the lengths of its lists."""
+    for axis, values in grid.items():
+        field = join_field(label, axis)
+        _check_axis_name(axis, source, field)
+        if axis in fixed:
+            raise SpecError(source, field, "axis is in both grid and fixed (or top level)",
+                            "keep it in one place")
+        if not isinstance(values, list) or not values:
+            raise SpecError(source, field, "a grid axis takes a non-empty list of values",
+                            f"write `{axis}: [a, b]`, or move a single value to fixed")
+    for axis, (_, default) in AXES.items():
+        if default is ... and axis not in grid and axis not in fixed:
+            raise SpecError(source, axis, "required axis is missing",
+                            f"add `{axis}: ...` under fixed (or a list under grid)")
+    milestones = len(grid.get("epochs", [None]))
+    if milestones > MAX_MILESTONES:
+        raise SpecError(source, f"{label}.epochs", f"{milestones:,} epoch milestones (limit "
+                        f"{MAX_MILESTONES})", "list fewer epochs; each one is an evaluation")
+    return label, math.prod(len(v) for a, v in grid.items() if a != "epochs"), milestones
 
 
-def _validate_axis(axis: str, value: Any, source: str, field: str) -> Any:
-    validator, _ = AXES[axis]
+def _check_grid_size(shapes: list[tuple[str, int, int]], source: str) -> None:
+    counts = [trials for _, trials, _ in shapes]
+    if sum(counts) > MAX_TRIALS:
+        parts = "" if len(counts) == 1 else " = " + " + ".join(f"{n:,}" for n in counts[:4]) + (
+            " + ..." if len(counts) > 4 else "")
+        raise SpecError(source, "grid", f"expands to {sum(counts):,} trials{parts} (limit "
+                        f"{MAX_TRIALS:,}; products of the grid's list lengths, epochs aside)",
+                        "split the sweep into several files, or shorten the grid's lists")
+
+
+def _cached_axis(axis: str, value: Any, source: str, field: str, cache: dict) -> Any:
+    """Validate a value once per sweep (a dataset check may read an npz header)."""
     try:
-        return validator(value)
-    except UnknownNameError as exc:
-        raise SpecError(source, field, str(exc), f"use one of: {', '.join(exc.known)}") from None
-    except ValueError as exc:
-        raise SpecError(source, field, str(exc)) from None
-
-
-def _check_point(point: dict[str, Any], source: str) -> None:
-    """Cross-axis rules that no single axis can check."""
-    from suite.data import is_labelled_dataset
-    from suite.models import is_conditional
-
-    if is_conditional(point["model"]) and not is_labelled_dataset(point["dataset"]):
-        raise SpecError(source, "model", f"{point['model']} is conditional but dataset "
-                        f"{point['dataset']!r} has no labels",
-                        "use dcgan/vae, or give the npz file an integer `y` array")
-    cap = point["max_train_images"]
-    if cap is not None and cap < point["batch_size"] * point["workers"]:
-        raise SpecError(source, "max_train_images",
-                        f"{cap} images cannot fill one global batch of "
-                        f"{point['batch_size'] * point['workers']}",
-                        "raise max_train_images or lower batch_size")
+        key = (axis, type(value), value)
+        hash(key)
+    except TypeError:
+        return _validate_axis(axis, value, source, field)
+    if key not in cache:
+        cache[key] = _validate_axis(axis, value, source, field)
+    return cache[key]
 
 
 def _eval_spec(value: Any, source: str) -> EvalSpec:
     d = _mapping(value, source, "eval")
-    for key, v in d.items():
+    for key in d:
         if key not in EVAL_FIELDS:
-            raise SpecError(source, f"eval.{key}", "unknown key",
+            raise SpecError(source, join_field("eval", key), "unknown key",
                             f"eval takes: {', '.join(EVAL_FIELDS)}")
-        try:
-            EVAL_FIELDS[key](v)
-        except ValueError as exc:
-            raise SpecError(source, f"eval.{key}", str(exc)) from None
-    backbones = d.get("backbones", EvalSpec.backbones)
-    if isinstance(backbones, str):
-        backbones = [backbones]
-    if not isinstance(backbones, list | tuple) or not all(isinstance(b, str) for b in backbones):
-        raise SpecError(source, "eval.backbones", "must be a list of backbone names",
-                        "write e.g. `backbones: [domain]`")
-    return EvalSpec(n_samples=d.get("n_samples", EvalSpec.n_samples),
-                    batch_size=d.get("batch_size", EvalSpec.batch_size),
-                    backbones=tuple(backbones))
+    checked = {key: sv.validate(EVAL_FIELDS[key], v, source, f"eval.{key}") for key, v in d.items()}
+    return EvalSpec(**checked)
 
 
-def _points_to_trials(points: list[dict[str, Any]], sweep: str, eval_spec: EvalSpec) -> list[Trial]:
-    """Merge grid points that differ only in `epochs` into one trial with milestones."""
+def _expand(sweep: str, fixed: dict[str, Any], grids: list[dict[str, list]],
+            eval_spec: EvalSpec) -> list[Trial]:
+    """Cross products of the grids, with points that differ only in `epochs` merged into
+    one trial with milestones (epochs is left out of the product, not expanded)."""
+    defaults = {axis: default for axis, (_, default) in AXES.items() if default is not ...}
     groups: dict[tuple, set[int]] = {}
-    for p in points:
-        key = tuple((a, p[a]) for a in AXES if a != "epochs")
-        groups.setdefault(key, set()).add(p["epochs"])
+    for grid in grids:
+        axes = [a for a in grid if a != "epochs"]
+        epochs = grid.get("epochs") or [fixed.get("epochs", defaults["epochs"])]
+        for combo in itertools.product(*(grid[a] for a in axes)):
+            point = {**defaults, **fixed, **dict(zip(axes, combo, strict=True))}
+            key = tuple((a, point[a]) for a in AXES if a != "epochs")
+            groups.setdefault(key, set()).update(epochs)
     trials: list[Trial] = []
     seen: set[str] = set()
-    for key, epochs in groups.items():
-        d = dict(key)
-        milestones = tuple(sorted(epochs))
-        trial = Trial(sweep=sweep, index=len(trials), epochs=milestones[-1], milestones=milestones,
-                      eval=eval_spec, **d)
+    for key, epoch_set in groups.items():
+        milestones = tuple(sorted(epoch_set))
+        trial = Trial(sweep=sweep, index=len(trials), epochs=milestones[-1],
+                      milestones=milestones, eval=eval_spec, **dict(key))
         if trial.trial_id not in seen:
             seen.add(trial.trial_id)
             trials.append(trial)
     return trials
+
+
+def _check_trials(trials: list[Trial], source: str) -> None:
+    """Cross-axis rules that no single axis can check, once per distinct dataset."""
+    from suite.data import is_labelled_dataset
+    from suite.metrics.features import BACKBONES
+    from suite.models import is_conditional
+
+    labelled: dict[str, bool] = {}
+    for t in trials:
+        if t.dataset not in labelled:
+            labelled[t.dataset] = is_labelled_dataset(t.dataset)
+        if not labelled[t.dataset]:
+            if is_conditional(t.model):
+                raise SpecError(source, "model", f"{t.model} is conditional but dataset "
+                                f"{quote(t.dataset)} has no labels",
+                                "use dcgan/vae, or give the npz file an integer `y` array")
+            for name in t.eval.backbones:
+                if BACKBONES.tags(name).get("needs_labels"):
+                    raise SpecError(source, "eval.backbones", f"backbone {name!r} needs labels "
+                                    f"(it is trained on them), but dataset {quote(t.dataset)} "
+                                    "has none", "use `backbones: [inception]` (or []), or give "
+                                    "the npz file an integer `y` array")
+        if t.max_train_images is not None:
+            check_batch_fill(t, t.max_train_images, source)
