@@ -1,4 +1,4 @@
-"""Datasets: the DATASETS registry and readers for the original file formats.
+"""Datasets: the DATASETS registry, dataset names, and loading for a trial.
 
 Images come back as uint8 arrays (N, H, W, C) with integer labels. Sources, in
 order: a data dir (`--data-dir`, else `$GENBENCH_DATA`, else `../shared/data`
@@ -6,23 +6,47 @@ when it exists) holding the original formats (MNIST / Fashion-MNIST IDX `.gz`,
 CIFAR-10 binary batches, Keras' `mnist.npz`), then `keras.datasets` (its cache,
 or a download). `npz:PATH` loads a user's own arrays. Nothing is unpickled.
 
+Nothing is trusted before it is checked: a user npz is held to every rule its headers
+can tell when a sweep is parsed (`check_dataset_name`, cheap: no pixel is read), and to
+its label values when it is loaded; IDX and CIFAR files to their declared sizes and the
+size limit (readers: suite/data_formats.py; rules: suite/data_rules.py).
+
 No TensorFlow is imported here unless a download is needed.
 """
 
 from __future__ import annotations
 
 import functools
-import gzip
 import os
 import socket
-import zipfile
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
 
 import numpy as np
 
-from suite.errors import DataNotFoundError
+from suite.data_formats import (  # noqa: F401  (read_* and Splits: re-exported)
+    REPLACE_FIX,
+    Splits,
+    read_cifar_batches,
+    read_cifar_dir,
+    read_idx,
+    read_idx_dir,
+    read_user_npz,
+    with_channel,
+)
+from suite.data_rules import (  # noqa: F401  (MIN_IMAGE_SIZE, MAX_DATA_ENV: re-exported)
+    IMAGE_SIZE_FIX,
+    MAX_DATA_ENV,
+    MIN_IMAGE_SIZE,
+    READ_ERRORS,
+    SAVE_FIX,
+    checked_npz,
+    explain,
+    image_size_problem,
+    shorten,
+)
+from suite.errors import DataError, DataNotFoundError
 from suite.registry import Registry
 
 NPZ_PREFIX = "npz:"
@@ -32,7 +56,6 @@ OFFLINE_ENV = "GENBENCH_OFFLINE"  # set on compute nodes without network: no dow
 # trial of every sweep trains and evaluates on the same images.
 SPLIT_SEED = 20191209
 HOLDOUT_EVAL_FRACTION = 0.2
-MIN_IMAGE_SIZE = 8
 
 
 @dataclass(frozen=True, eq=False)
@@ -59,93 +82,22 @@ class ImageData:
         return self.y_train is not None
 
 
-@dataclass(frozen=True)
-class Splits:
-    """What a reader found: a test split, and a train split when there is one."""
-
-    x_test: np.ndarray
-    y_test: np.ndarray | None
-    x_train: np.ndarray | None = None
-    y_train: np.ndarray | None = None
-    source: str = ""
-
-
 Reader = Callable[[list[Path]], Splits | None]
 DATASETS: Registry[Reader] = Registry("dataset")
 
 
-# --- format readers -------------------------------------------------------------------
+# --- registered readers -------------------------------------------------------------
 
 
-def read_idx(path: Path) -> np.ndarray:
-    """Read an IDX file (gzip or plain) of unsigned bytes: MNIST's own format."""
-    opener = gzip.open if path.suffix == ".gz" else open
-    with opener(path, "rb") as f:
-        data = f.read()
-    zero, dtype_code, ndim = data[0:2], data[2], data[3]
-    if zero != b"\x00\x00" or dtype_code != 0x08:
-        raise ValueError(f"{path}: not an unsigned-byte IDX file")
-    dims = [int.from_bytes(data[4 + 4 * i: 8 + 4 * i], "big") for i in range(ndim)]
-    array = np.frombuffer(data, dtype=np.uint8, offset=4 + 4 * ndim)
-    if array.size != int(np.prod(dims)):
-        raise ValueError(f"{path}: IDX header says {dims} but holds {array.size} bytes")
-    return array.reshape(dims)
-
-
-def read_cifar_batches(paths: list[Path]) -> tuple[np.ndarray, np.ndarray]:
-    """Read CIFAR-10 binary batches: records of 1 label byte + 3072 CHW pixel bytes."""
-    records = [np.fromfile(p, dtype=np.uint8) for p in paths]
-    raw = np.concatenate(records)
-    if raw.size % 3073:
-        raise ValueError(f"{paths[0]}: size is not a multiple of a 3073-byte CIFAR record")
-    raw = raw.reshape(-1, 3073)
-    images = raw[:, 1:].reshape(-1, 3, 32, 32).transpose(0, 2, 3, 1)
-    return np.ascontiguousarray(images), raw[:, 0].astype(np.int64)
-
-
-def _with_channel(x: np.ndarray) -> np.ndarray:
-    return x[..., None] if x.ndim == 3 else x
-
-
-def _find_idx(directory: Path, stem: str) -> Path | None:
-    for name in (f"{stem}.gz", stem):
-        if (directory / name).is_file():
-            return directory / name
-    return None
-
-
-def _read_idx_dir(directory: Path) -> Splits | None:
-    test_x, test_y = _find_idx(directory, "t10k-images-idx3-ubyte"), _find_idx(
-        directory, "t10k-labels-idx1-ubyte")
-    if test_x is None:
-        return None
-    train_x, train_y = _find_idx(directory, "train-images-idx3-ubyte"), _find_idx(
-        directory, "train-labels-idx1-ubyte")
-    return Splits(
-        x_test=_with_channel(read_idx(test_x)),
-        y_test=read_idx(test_y).astype(np.int64) if test_y else None,
-        x_train=_with_channel(read_idx(train_x)) if train_x else None,
-        y_train=read_idx(train_y).astype(np.int64) if train_x and train_y else None,
-        source=str(directory),
-    )
-
-
-def _read_keras_npz(path: Path) -> Splits:
-    with np.load(path, allow_pickle=False) as f:
-        return Splits(x_test=_with_channel(f["x_test"]), y_test=f["y_test"].astype(np.int64),
-                      x_train=_with_channel(f["x_train"]), y_train=f["y_train"].astype(np.int64),
-                      source=str(path))
-
-
-def _idx_reader(dir_names: tuple[str, ...], npz_name: str | None) -> Reader:
+def _idx_reader(dir_names: tuple[str, ...], npz_name: str | None, classes: int = 10) -> Reader:
     def read(dirs: list[Path]) -> Splits | None:
         for d in dirs:
             for sub in dir_names:
-                found = _read_idx_dir(d / sub) if (d / sub).is_dir() else None
+                found = read_idx_dir(d / sub, classes) if (d / sub).is_dir() else None
                 if found is not None:
                     return found
-            if npz_name and (d / npz_name).is_file():
-                return _read_keras_npz(d / npz_name)
+            if npz_name and (d / npz_name).is_file():  # Keras' file: the user-npz layout
+                return read_user_npz(d / npz_name, classes)
         return None
 
     return read
@@ -155,11 +107,7 @@ def _read_cifar10(dirs: list[Path]) -> Splits | None:
     for d in dirs:
         folder = d / "cifar-10-batches-bin"
         if (folder / "test_batch.bin").is_file():
-            x_test, y_test = read_cifar_batches([folder / "test_batch.bin"])
-            train_files = sorted(folder.glob("data_batch_*.bin"))
-            x_train, y_train = read_cifar_batches(train_files) if train_files else (None, None)
-            return Splits(x_test=x_test, y_test=y_test, x_train=x_train, y_train=y_train,
-                          source=str(folder))
+            return read_cifar_dir(folder)
     return None
 
 
@@ -182,42 +130,15 @@ def npz_path(name: str) -> Path:
 
 
 def peek_npz(path: Path) -> dict[str, tuple[tuple[int, ...], np.dtype]]:
-    """Shapes and dtypes of the arrays in an .npz, read from headers only."""
-    out: dict[str, tuple[tuple[int, ...], np.dtype]] = {}
-    with zipfile.ZipFile(path) as z:
-        for member in z.namelist():
-            if not member.endswith(".npy"):
-                continue
-            with z.open(member) as f:
-                major, _ = np.lib.format.read_magic(f)
-                read_header = (np.lib.format.read_array_header_1_0 if major == 1
-                               else np.lib.format.read_array_header_2_0)
-                shape, _, dtype = read_header(f)
-            out[member[:-4]] = (tuple(shape), dtype)
-    return out
+    """Shapes and dtypes of the arrays in an .npz, read from headers only (and checked)."""
+    return {k: (a.shape, a.dtype) for k, a in checked_npz(path).items()}
 
 
 def check_npz(path: Path) -> dict[str, tuple[tuple[int, ...], np.dtype]]:
-    """Validate a user's npz: `x` uint8 (N,H,W) or (N,H,W,C), optional integer `y`."""
-    if not path.is_file():
-        raise ValueError(f"npz file {str(path)!r} does not exist")
-    try:
-        arrays = peek_npz(path)
-    except (zipfile.BadZipFile, ValueError, OSError) as exc:
-        raise ValueError(f"{path} is not a readable .npz file ({exc})") from None
-    if "x" not in arrays and "x_train" not in arrays:
-        raise ValueError(f"{path} has no `x` array (found: {', '.join(arrays) or 'nothing'}); "
-                         "save it with np.savez(path, x=images_uint8, y=labels)")
-    for key in ("x", "x_train", "x_test"):
-        if key in arrays:
-            shape, dtype = arrays[key]
-            if dtype != np.uint8 or len(shape) not in (3, 4):
-                raise ValueError(f"{path}: `{key}` must be uint8 of shape (N,H,W) or (N,H,W,C), "
-                                 f"got {dtype} {shape}")
-    for key in ("y", "y_train", "y_test"):
-        if key in arrays and arrays[key][1].kind not in "iu":
-            raise ValueError(f"{path}: `{key}` must hold integer labels, got {arrays[key][1]}")
-    return arrays
+    """Validate a user's npz from its headers: every key, shape, dtype, length and size rule
+    (suite/data_rules.py); raise DataRuleError (a ValueError) naming the file and array,
+    its `fix` attribute says what to do."""
+    return peek_npz(path)
 
 
 def check_dataset_name(name: str) -> None:
@@ -259,26 +180,26 @@ def _download_with_keras(name: str) -> Splits:
         (x_train, y_train), (x_test, y_test) = loader.load_data()
     finally:
         socket.setdefaulttimeout(previous)
-    return Splits(x_test=_with_channel(x_test),
+    return Splits(x_test=with_channel(x_test),
                   y_test=np.asarray(y_test).reshape(-1).astype(np.int64),
-                  x_train=_with_channel(x_train),
+                  x_train=with_channel(x_train),
                   y_train=np.asarray(y_train).reshape(-1).astype(np.int64),
                   source=f"keras.datasets.{DATASETS.tags(name)['keras']}")
 
 
-def _read_user_npz(path: Path) -> Splits:
-    arrays = check_npz(path)
-    with np.load(path, allow_pickle=False) as f:
-        if "x_train" in arrays and "x_test" in arrays:
-            return Splits(x_test=_with_channel(f["x_test"]),
-                          y_test=f["y_test"].astype(np.int64) if "y_test" in arrays else None,
-                          x_train=_with_channel(f["x_train"]),
-                          y_train=f["y_train"].astype(np.int64) if "y_train" in arrays else None,
-                          source=str(path))
-        key = "x" if "x" in arrays else "x_train"
-        ykey = "y" if "y" in arrays else "y_train"
-        y = f[ykey].astype(np.int64).reshape(-1) if ykey in arrays else None
-        return Splits(x_test=_with_channel(f[key]), y_test=y, source=str(path))
+def _check_splits(splits: Splits, name: str) -> None:
+    """What every reader must deliver, whatever its source: images, one label each, one size."""
+    for split, x, y in (("test", splits.x_test, splits.y_test),
+                        ("train", splits.x_train, splits.y_train)):
+        if x is None or (x.ndim == 4 and len(x) and (y is None or y.shape == (len(x),))):
+            continue
+        raise DataError(f"dataset {name!r} ({splits.source}): the {split} split holds images "
+                        f"{shorten(x.shape)} and labels {shorten(None if y is None else y.shape)}"
+                        f"\n  fix: {REPLACE_FIX}")
+    if splits.x_train is not None and splits.x_train.shape[1:] != splits.x_test.shape[1:]:
+        raise DataError(f"dataset {name!r} ({splits.source}): train images are "
+                        f"{shorten(splits.x_train.shape[1:])} but test images "
+                        f"{shorten(splits.x_test.shape[1:])}\n  fix: {REPLACE_FIX}")
 
 
 def _holdout(splits: Splits) -> tuple[np.ndarray, np.ndarray | None, np.ndarray,
@@ -296,20 +217,26 @@ def _holdout(splits: Splits) -> tuple[np.ndarray, np.ndarray | None, np.ndarray,
 
 @functools.lru_cache(maxsize=8)
 def load_dataset(name: str, data_dir: str | None = None) -> ImageData:
-    """Load a dataset by registry name or `npz:PATH`; raise DataNotFoundError with a fix."""
+    """Load a dataset by registry name or `npz:PATH`, checked before any trial trusts it.
+
+    Raises DataNotFoundError with a fix; DataError (a subclass) for a file that breaks a rule.
+    """
     if name.startswith(NPZ_PREFIX):
-        path = npz_path(name)
         try:
-            splits = _read_user_npz(path)
-        except ValueError as exc:
-            raise DataNotFoundError(f"dataset {name!r}: {exc}") from None
+            splits = read_user_npz(npz_path(name))
+        except (ValueError, OSError) as exc:  # a header rule: names the file and array
+            raise DataError(explain(exc, SAVE_FIX)) from None
         class_names: tuple[str, ...] = ()
     else:
-        dirs = default_data_dirs(data_dir)
-        splits = DATASETS.get(name)(dirs)
+        dirs, reader = default_data_dirs(data_dir), DATASETS.get(name)
+        try:
+            splits = reader(dirs)
+        except READ_ERRORS as exc:  # a damaged or hostile file in the data dir
+            raise DataError(f"dataset {name!r}: {explain(exc, REPLACE_FIX)}") from None
         if splits is None:
             splits = _download_or_explain(name, dirs)
         class_names = _class_names(name, splits.source)
+    _check_splits(splits, name)
     if splits.x_train is not None:
         x_train, y_train = splits.x_train, splits.y_train
         x_eval, y_eval = splits.x_test, splits.y_test
@@ -329,13 +256,13 @@ def load_dataset(name: str, data_dir: str | None = None) -> ImageData:
 
 
 def check_image_shape(data: ImageData) -> None:
-    """The generators start at size/4 and double twice: square sizes divisible by 4."""
-    h, w, c = data.image_shape
-    if h != w or h % 4 or h < MIN_IMAGE_SIZE:
-        raise DataNotFoundError(
-            f"dataset {data.name!r} ({data.source}): images are {h}x{w}x{c}; genbench's models "
-            f"take square images whose side is a multiple of 4 and at least {MIN_IMAGE_SIZE}. "
-            "Fix: crop or pad the images to e.g. 28x28 or 32x32.")
+    """The generators start at size/4 and double twice: square sizes divisible by 4.
+
+    User npz files are held to this when the sweep is parsed; this catches the rest."""
+    size_problem = image_size_problem(*data.image_shape)
+    if size_problem:
+        raise DataError(f"dataset {data.name!r} ({data.source}): {size_problem}\n"
+                        f"  fix: {IMAGE_SIZE_FIX}")
 
 
 def _download_or_explain(name: str, dirs: list[Path]) -> Splits:
@@ -358,6 +285,6 @@ def _download_or_explain(name: str, dirs: list[Path]) -> Splits:
 
 def _class_names(name: str, source: str) -> tuple[str, ...]:
     meta = Path(source) / "batches.meta.txt"
-    if name == "cifar10" and meta.is_file():
+    if name == "cifar10" and meta.is_file() and meta.stat().st_size < 2**20:
         return tuple(line.strip() for line in meta.read_text().splitlines() if line.strip())
     return ()

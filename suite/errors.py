@@ -24,3 +24,10 @@ class SpecError(GenbenchError):
 
 class DataNotFoundError(GenbenchError):
     """A dataset that is neither in a data dir nor downloadable."""
+
+
+class DataError(DataNotFoundError):
+    """A dataset that is there but breaks a rule: shape, length, dtype, label range, size.
+
+    A DataNotFoundError too, so code that catches an unusable dataset catches both.
+    """

@@ -98,3 +98,35 @@ def test_missing_dataset_says_where_it_looked(tmp_path, monkeypatch):
     assert str(tmp_path) in message and "--data-dir" in message
     assert "fashion_mnist/t10k-images-idx3-ubyte.gz" in message
     assert "GENBENCH_OFFLINE" in message
+
+
+def test_size_limit_is_exact_on_real_mnist(data_dir, tmp_path, monkeypatch):
+    # t10k-images holds 10000 x 28 x 28 = 7,840,000 pixel bytes after its header.
+    from suite.data_rules import MAX_DATA_ENV, max_data_bytes, physical_memory
+
+    monkeypatch.delenv(MAX_DATA_ENV, raising=False)
+    assert max_data_bytes() == min(8 * 2**30, physical_memory() // 2)
+    monkeypatch.setenv(MAX_DATA_ENV, "7840000")
+    load_dataset.cache_clear()
+    assert load_dataset("mnist", str(data_dir)).x_train.shape == (8000, 28, 28, 1)
+    monkeypatch.setenv(MAX_DATA_ENV, "7839999")
+    load_dataset.cache_clear()
+    with pytest.raises(DataNotFoundError, match="t10k-images-idx3-ubyte.gz.*over the"):
+        load_dataset("mnist", str(data_dir))
+    load_dataset.cache_clear()
+
+
+def test_real_mnist_as_a_user_npz_passes_every_rule(data_dir, tmp_path):
+    from suite.data import check_dataset_name, is_labelled_dataset
+
+    x = read_idx(data_dir / "mnist" / "t10k-images-idx3-ubyte.gz")
+    y = read_idx(data_dir / "mnist" / "t10k-labels-idx1-ubyte.gz")
+    path = tmp_path / "digits.npz"
+    np.savez_compressed(path, x_train=x[:900, ..., None], y_train=y[:900, None],
+                        x_test=x[900:1000], y_test=y[900:1000])
+    name = f"npz:{path}"
+    check_dataset_name(name)
+    assert is_labelled_dataset(name)
+    data = load_dataset(name)
+    assert data.image_shape == (28, 28, 1) and data.num_classes == 10
+    assert np.array_equal(np.sort(data.y_eval), np.sort(y[900:1000].astype(np.int64)))
