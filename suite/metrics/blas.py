@@ -1,6 +1,6 @@
 """Run numpy/scipy linear algebra on one BLAS thread for a while.
 
-The metric maths is small (128-d domain features, 1000-sample Gram
+The metric maths is small (128-d classifier features, 1000-sample Gram
 matrices). On a busy machine, OpenBLAS' worker threads, which spin while
 waiting, fight TensorFlow's thread pool and other processes for the cores:
 measured on this project's shared 2-core machine, twenty 128x128 `eigh` took

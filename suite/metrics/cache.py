@@ -2,14 +2,16 @@
 
 Everything lives under `${GENBENCH_CACHE:-~/.cache/genbench}`:
 
-    domain/<dataset>-<data hash>.weights.h5    trained domain classifiers (suite.metrics.domain)
+    <backbone>/...                            a backbone's own files (e.g. trained weights)
     reference/<key naming every choice>.npz   real-data statistics and features (here)
 
-Files are written to a temporary name in the same directory and renamed into
-place, so a reader never sees half a file. Expensive entries are computed under
-an exclusive `fcntl` lock, so concurrent trials and processes compute each one
-once and the others wait and read it; without working locks (some network file
-systems) the rename still keeps every file whole, at the price of duplicate work.
+Files are written with the project's one atomic writer (suite.atomic.write_atomic:
+a temporary name in the same directory, fsync, rename), so a reader never sees
+half a file and a full disk leaves no temporary file behind. Expensive entries
+are computed under an exclusive `fcntl` lock, so concurrent trials and
+processes compute each one once and the others wait and read it; without
+working locks (some network file systems) the rename still keeps every file
+whole, at the price of duplicate work.
 """
 
 from __future__ import annotations
@@ -20,13 +22,13 @@ import hashlib
 import json
 import os
 import re
-import uuid
 from collections.abc import Callable, Iterator
 from dataclasses import asdict, dataclass
 from pathlib import Path
 
 import numpy as np
 
+from suite.atomic import write_atomic
 from suite.metrics.fid import GaussianStats, PreparedReference, features_to_stats, prepare_reference
 
 CACHE_ENV = "GENBENCH_CACHE"
@@ -83,24 +85,6 @@ def file_lock(path: Path) -> Iterator[None]:
         finally:
             with contextlib.suppress(OSError):
                 fcntl.flock(handle, fcntl.LOCK_UN)
-
-
-def write_atomic(path: Path, write: Callable[[Path], None]) -> None:
-    """Call `write(tmp)` on a unique temporary path beside `path`, then rename it into place.
-
-    The temporary name keeps the final suffix(es), because some writers
-    (Keras' save_weights) insist on them.
-    """
-    path.parent.mkdir(parents=True, exist_ok=True)
-    suffix = "".join(path.suffixes)
-    stem = path.name[: len(path.name) - len(suffix)] if suffix else path.name
-    tmp = path.with_name(f".{stem}.{os.getpid()}.{uuid.uuid4().hex[:8]}.tmp{suffix}")
-    try:
-        write(tmp)
-        os.replace(tmp, path)
-    finally:
-        with contextlib.suppress(FileNotFoundError):
-            tmp.unlink()
 
 
 # --- reference statistics -----------------------------------------------------------------

@@ -12,6 +12,7 @@ takes a fixed number of steps whatever the dataset size, about 30-60 s on 2
 CPU cores. The weights are cached under `$GENBENCH_CACHE/domain/`, keyed by a
 hash of the training data and of this architecture's version, so each dataset
 is trained once per machine; concurrent processes wait for the one training.
+`BACKBONE` (at the end) describes it to the registry and to evaluation.
 Measured on the 8000/2000 holdout of ../shared/data (accuracy on the eval
 split): MNIST 99.1% (36 s), CIFAR-10 61.9% (56 s; a small CNN on 8000 images).
 """
@@ -25,22 +26,13 @@ from pathlib import Path
 
 import numpy as np
 
+from suite import schema
+from suite.atomic import write_atomic
 from suite.data import ImageData
 from suite.errors import GenbenchError
-from suite.metrics.cache import (
-    arrays_to_hash,
-    cache_root,
-    file_lock,
-    file_to_hash,
-    safe_name,
-    write_atomic,
-)
-from suite.metrics.features import (
-    FeatureExtractor,
-    KerasFeatureExtractor,
-    seeded_construction,
-    unlabelled_domain_message,
-)
+from suite.metrics.backbone import LOGITS_DATASET, BackboneColumns, BackboneInfo
+from suite.metrics.cache import arrays_to_hash, cache_root, file_lock, file_to_hash, safe_name
+from suite.metrics.extractor import FeatureExtractor, KerasFeatureExtractor, seeded_construction
 
 DOMAIN_DIR = "domain"
 RESIZE_METHOD = "none (native resolution)"
@@ -66,9 +58,6 @@ class DomainClassifierConfig:
 
 
 DEFAULT_CONFIG = DomainClassifierConfig()
-
-# Trainings run in this process (tests check that a cached classifier is reused).
-training_runs = 0
 
 
 def build_domain_network(image_shape: tuple[int, int, int], num_classes: int,
@@ -120,8 +109,6 @@ def train_domain_network(x_train: np.ndarray, y_train: np.ndarray, num_classes: 
     """Train a fresh classifier on uint8 images for `config.steps` steps; return it."""
     import keras
 
-    global training_runs
-    training_runs += 1
     network = build_domain_network(tuple(x_train.shape[1:]), num_classes, config)
     trainer = keras.Model(network.input, network.outputs[1])
     schedule = keras.optimizers.schedules.CosineDecay(config.lr, config.steps)
@@ -162,26 +149,35 @@ def domain_cache_name(data: ImageData, config: DomainClassifierConfig = DEFAULT_
     return f"{safe_name(data.name)}-{config.version}-{data_hash[:16]}", data_hash
 
 
+def domain_weights_path(data: ImageData, config: DomainClassifierConfig = DEFAULT_CONFIG
+                        ) -> Path:
+    """Where the classifier for this training data and recipe is cached."""
+    return cache_root() / DOMAIN_DIR / f"{domain_cache_name(data, config)[0]}.weights.h5"
+
+
 def load_or_train_domain_network(data: ImageData,
                                  config: DomainClassifierConfig = DEFAULT_CONFIG):
     """(network, metadata) for `data`: from the cache, else trained once and cached.
 
     Training happens under a file lock; processes that arrive meanwhile wait and
-    then load the weights instead of training again.
+    then load the weights instead of training again. `metadata["trained_now"]`
+    says whether this call trained (False: the cached weights were loaded).
     """
     if not data.labelled or data.y_train is None:
-        raise GenbenchError(unlabelled_domain_message(data.name)
-                            + ". Fix: use `backbones: [inception]`, or add integer labels "
-                            "(`y` in the npz)")
+        raise GenbenchError(f"{BACKBONE.unlabelled_problem(data.name)}. Fix: give the dataset "
+                            "integer labels (`y` in the npz), or choose a backbone that needs "
+                            "none in eval.backbones")
     stem, data_hash = domain_cache_name(data, config)
     path = cache_root() / DOMAIN_DIR / f"{stem}.weights.h5"
     meta_path = path.with_name(f"{stem}.json")
     network = None if path.exists() else _train_once(data, config, path, meta_path)
+    trained_now = network is not None
     if network is None:
         network = build_domain_network(data.image_shape, data.num_classes, config)
         network.load_weights(path)
     meta = json.loads(meta_path.read_text()) if meta_path.exists() else {}
     meta["weights_path"] = str(path)
+    meta["trained_now"] = trained_now
     # The data hash names what the weights were trained on; the file hash, the
     # weights themselves (training is seeded, but not bit-identical across machines).
     meta["weights_id"] = f"domain-{config.version}-{data_hash[:12]}-{file_to_hash(path)[:8]}"
@@ -213,9 +209,28 @@ def _train_and_save(data: ImageData, config: DomainClassifierConfig, path: Path,
 
 
 def build_domain_extractor(data: ImageData, weights: str | None = None) -> FeatureExtractor:
-    """BACKBONES factory for `domain` (`weights` is unused: the classifier is trained here)."""
+    """The backbone's factory (`weights` is unused: the classifier is trained here).
+    `.meta` carries the training record (eval accuracy, seconds, trained_now)."""
     network, meta = load_or_train_domain_network(data)
-    extractor = KerasFeatureExtractor("domain", network, preprocess=lambda images: images,
-                                      weights_id=meta["weights_id"], resize_method=RESIZE_METHOD)
-    extractor.meta = meta  # type: ignore[attr-defined]  # accuracy etc., for reports and tests
-    return extractor
+    return KerasFeatureExtractor(BACKBONE, network, preprocess=lambda images: images,
+                                 weights_id=meta["weights_id"], meta=meta)
+
+
+BACKBONE = BackboneInfo(
+    name="domain",
+    build=build_domain_extractor,
+    columns=BackboneColumns(
+        fd=schema.FD_DOMAIN, kid=schema.KID_DOMAIN, kid_std=schema.KID_DOMAIN_STD,
+        precision=schema.PRECISION_DOMAIN, recall=schema.RECALL_DOMAIN,
+        weights_id=schema.DOMAIN_WEIGHTS_ID, class_accuracy=schema.CLASS_ACCURACY,
+        intra_class_fd=schema.INTRA_CLASS_FD),
+    logits=LOGITS_DATASET,
+    needs_labels=True,
+    per_dataset=True,
+    takes_weights=False,
+    resize_method=RESIZE_METHOD,
+    protocol=(f"[0, 1] images at native resolution -> {DEFAULT_CONFIG.version} CNN trained on "
+              f"the dataset's training split; features: {FEATURE_LAYER} "
+              f"({DEFAULT_CONFIG.feature_dim}-d); logits: the dataset's classes"),
+    needs_labels_reason="a classifier genbench trains on the labelled training split",
+)

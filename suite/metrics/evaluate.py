@@ -10,35 +10,48 @@ resize method):
 - real: the first n_real = min(n_samples, len(eval split)) images of the
   dataset's eval split (already in a fixed random order), never the training
   images; their features and statistics are cached per backbone;
-- per backbone: Frechet distance (`fd_domain`, `fid_inception`), KID (mean,
-  std over 100 subsets of min(1000, n/2) so that subsets differ), precision
-  and recall (k=3); Inception Score from the Inception logits (NaN when only
-  notop weights are available);
+- per backbone, into the columns its BackboneInfo declares: Frechet distance,
+  KID (mean, std over 100 subsets of min(1000, n/2) so that subsets differ),
+  precision and recall (k=3), and its weights id;
+- backbones whose logits are ImageNet-style classes: the Inception Score of
+  the fake samples (NaN when the weights have no classifier top);
+- backbones whose logits are the dataset's own classes, for conditional
+  models: class_accuracy (the classifier's top-1 agreement with the requested
+  label) and intra_class_fd (mean over classes of the FD between that class's
+  fake and real features; with few samples per class it is biased upwards, so
+  compare it at equal n);
 - always: spectral_distance and checkerboard_score of fake vs real pixels;
-- conditional models, with the domain backbone: class_accuracy (the domain
-  classifier's top-1 agreement with the requested label) and intra_class_fd
-  (mean over classes of the FD between that class's fake and real features;
-  with few samples per class it is biased upwards, so compare it at equal n);
 - VAE families: test_elbo, the mean single-sample ELBO (nats per image) of the
   n_real eval images, and test_recon_error, the mean squared error per pixel of
   sigmoid(decoder(encoder mean)) against them.
 
-Images whose values are not finite give NaN metrics, not a crash.
+Images whose values are not finite give NaN metrics, not a crash. No backbone is
+named here: each extractor's `info` says what it provides.
 """
 
 from __future__ import annotations
 
 import math
-from dataclasses import dataclass
+from collections.abc import Mapping
 from typing import Any
 
 import numpy as np
 
 from suite import schema
 from suite.data import ImageData
+from suite.metrics.backbone import (
+    LOGITS_DATASET,
+    LOGITS_IMAGENET,
+    BackboneInfo,
+    FeatureExtractor,
+)
 from suite.metrics.blas import blas_threads
-from suite.metrics.cache import ReferenceKey, arrays_to_hash, load_or_compute_reference
-from suite.metrics.features import FeatureExtractor, resolve_backbones
+from suite.metrics.cache import (
+    RealReference,
+    ReferenceKey,
+    arrays_to_hash,
+    load_or_compute_reference,
+)
 from suite.metrics.fid import features_to_stats, prepare_reference, stats_to_fd
 from suite.metrics.inception_score import logits_to_inception_score
 from suite.metrics.kid import features_to_kid
@@ -52,39 +65,23 @@ KID_SEED = 0
 PR_NEIGHBOURS = 3
 IS_SPLITS = 10
 
-# Per backbone: FD, KID, KID std, precision, recall.
-BACKBONE_COLUMNS: dict[str, tuple[str, str, str, str, str]] = {
-    "domain": (schema.FD_DOMAIN, schema.KID_DOMAIN, schema.KID_DOMAIN_STD,
-               schema.PRECISION_DOMAIN, schema.RECALL_DOMAIN),
-    "inception": (schema.FID_INCEPTION, schema.KID_INCEPTION, schema.KID_INCEPTION_STD,
-                  schema.PRECISION_INCEPTION, schema.RECALL_INCEPTION),
-}
-WEIGHTS_ID_COLUMNS = {"domain": schema.DOMAIN_WEIGHTS_ID, "inception": schema.INCEPTION_WEIGHTS_ID}
 
-
-@dataclass(frozen=True)
-class BackboneSettings:
-    """How to build backbones when evaluate_milestone is not handed built ones."""
-
-    inception_weights: str | None = None  # --inception-weights: PATH, "random", or None
-
-
-def evaluate_milestone(model, data: ImageData, trial,
-                       backbones: dict[str, FeatureExtractor] | BackboneSettings | None = None,
-                       epoch: int = 0) -> dict[str, Any]:
+def evaluate_milestone(model, data: ImageData, trial, backbones: Mapping[str, FeatureExtractor],
+                       epoch: int) -> dict[str, Any]:
     """Row columns measuring `model`'s samples at `epoch` (see the module docstring).
 
-    `backbones` maps names to built extractors, or gives the settings to build
-    (once per process) those named in `trial.eval.backbones`.
+    `backbones` maps names to built extractors (features.resolve_backbones builds
+    those of `trial.eval.backbones` once per process).
     """
-    if not isinstance(backbones, dict):
-        settings = backbones or BackboneSettings()
-        backbones = resolve_backbones(trial.eval.backbones, data, settings.inception_weights)
+    for name, backbone in backbones.items():
+        if not isinstance(backbone, FeatureExtractor):
+            raise TypeError(f"backbones[{name!r}] is a {type(backbone).__name__}, not a built "
+                            "FeatureExtractor (see suite.metrics.features.resolve_backbones)")
     with blas_threads(1):  # small matrices: extra BLAS threads only contend (see blas.py)
         return _evaluate(model, data, trial, backbones, epoch)
 
 
-def _evaluate(model, data: ImageData, trial, backbones: dict[str, FeatureExtractor],
+def _evaluate(model, data: ImageData, trial, backbones: Mapping[str, FeatureExtractor],
               epoch: int) -> dict[str, Any]:
     from suite.models import is_conditional, model_family
 
@@ -104,9 +101,8 @@ def _evaluate(model, data: ImageData, trial, backbones: dict[str, FeatureExtract
         schema.RESIZE_METHOD: "; ".join(f"{name}: {b.resize_method}"
                                         for name, b in backbones.items()),
     }
-    for name, backbone in backbones.items():
-        if name in WEIGHTS_ID_COLUMNS:
-            row[WEIGHTS_ID_COLUMNS[name]] = backbone.weights_id
+    for backbone in backbones.values():
+        row[backbone.info.columns.weights_id] = backbone.weights_id
     if np.isfinite(fake).all():
         row.update(sample_columns(fake, labels, real, real_labels, data, backbones))
     else:  # recorded, not raised: the row says the samples were unusable
@@ -119,34 +115,24 @@ def _evaluate(model, data: ImageData, trial, backbones: dict[str, FeatureExtract
 
 def sample_columns(fake: np.ndarray, labels: np.ndarray | None, real: np.ndarray,
                    real_labels: np.ndarray | None, data: ImageData,
-                   backbones: dict[str, FeatureExtractor]) -> dict[str, float]:
+                   backbones: Mapping[str, FeatureExtractor]) -> dict[str, float]:
     """Every metric of the generated images against the real ones."""
     row = {schema.SPECTRAL_DISTANCE: spectral_distance(fake, real),
            schema.CHECKERBOARD_SCORE: checkerboard_score(fake, real)}
     for name, backbone in backbones.items():
         reference = real_reference(backbone, name, data, real, real_labels)
         fake_features, fake_logits = backbone.images_to_outputs(fake)
-        row.update(backbone_columns(name, reference, fake_features))
-        if name == "inception":
-            row[schema.INCEPTION_SCORE] = (
-                logits_to_inception_score(fake_logits, min(IS_SPLITS, len(fake)))[0]
-                if fake_logits is not None else math.nan)  # notop weights: no logits
-        if name == "domain" and labels is not None and fake_logits is not None:
-            row[schema.CLASS_ACCURACY] = float((np.argmax(fake_logits, axis=1) == labels).mean())
-            row[schema.INTRA_CLASS_FD] = intra_class_fd(
-                fake_features, labels, reference.features, reference.labels)
+        row.update(backbone_columns(backbone.info, reference, fake_features))
+        row.update(logits_columns(backbone.info, fake_features, fake_logits, labels, reference))
     return row
 
 
-def sample_column_names(backbones: dict[str, FeatureExtractor], conditional: bool) -> list[str]:
+def sample_column_names(backbones: Mapping[str, FeatureExtractor],
+                        conditional: bool) -> list[str]:
     """The columns `sample_columns` fills for these backbones and this kind of model."""
     names = [schema.SPECTRAL_DISTANCE, schema.CHECKERBOARD_SCORE]
-    for name in backbones:
-        names += BACKBONE_COLUMNS.get(name, ())
-        if name == "inception":
-            names.append(schema.INCEPTION_SCORE)
-        if name == "domain" and conditional:
-            names += [schema.CLASS_ACCURACY, schema.INTRA_CLASS_FD]
+    for backbone in backbones.values():
+        names += backbone.info.column_names(conditional)
     return names
 
 
@@ -166,7 +152,7 @@ def generate_images(model, noise: np.ndarray, labels: np.ndarray | None,
 
 
 def real_reference(backbone: FeatureExtractor, name: str, data: ImageData, real: np.ndarray,
-                   real_labels: np.ndarray | None):
+                   real_labels: np.ndarray | None) -> RealReference:
     """The cached real-side statistics and features for this backbone and eval subset."""
     key = ReferenceKey(dataset=data.name, split=data.eval_split, backbone=name,
                        weights_id=backbone.weights_id, n=len(real),
@@ -180,8 +166,10 @@ def kid_subset_size(n_real: int, n_fake: int) -> int:
     return max(2, min(KID_SUBSET_SIZE, min(n_real, n_fake) // 2))
 
 
-def backbone_columns(name: str, reference, fake_features: np.ndarray) -> dict[str, float]:
-    fd_col, kid_col, kid_std_col, precision_col, recall_col = BACKBONE_COLUMNS[name]
+def backbone_columns(info: BackboneInfo, reference: RealReference,
+                     fake_features: np.ndarray) -> dict[str, float]:
+    """FD, KID (mean, std), precision and recall of fake against real features."""
+    fd_col, kid_col, kid_std_col, precision_col, recall_col = info.columns.distribution
     fd = stats_to_fd(features_to_stats(fake_features), reference.prepared)
     kid, kid_std = features_to_kid(reference.features, fake_features, n_subsets=KID_SUBSETS,
                                    subset_size=kid_subset_size(len(reference.features),
@@ -191,6 +179,23 @@ def backbone_columns(name: str, reference, fake_features: np.ndarray) -> dict[st
                                                      k=PR_NEIGHBOURS)
     return {fd_col: fd, kid_col: kid, kid_std_col: kid_std, precision_col: precision,
             recall_col: recall}
+
+
+def logits_columns(info: BackboneInfo, fake_features: np.ndarray,
+                   fake_logits: np.ndarray | None, labels: np.ndarray | None,
+                   reference: RealReference) -> dict[str, float]:
+    """The columns a backbone's logits feed, by what they are (see BackboneInfo.logits)."""
+    columns = info.columns
+    if info.logits == LOGITS_IMAGENET:
+        score = (logits_to_inception_score(fake_logits, min(IS_SPLITS, len(fake_logits)))[0]
+                 if fake_logits is not None else math.nan)  # weights without a top: no logits
+        return {columns.inception_score: score}
+    if info.logits == LOGITS_DATASET and labels is not None and fake_logits is not None:
+        accuracy = float((np.argmax(fake_logits, axis=1) == labels).mean())
+        return {columns.class_accuracy: accuracy,
+                columns.intra_class_fd: intra_class_fd(fake_features, labels,
+                                                       reference.features, reference.labels)}
+    return {}
 
 
 def intra_class_fd(fake_features: np.ndarray, fake_labels: np.ndarray,

@@ -16,7 +16,8 @@ $GENBENCH_OFFLINE is set). Without the top (the `_notop` file) there are no
 logits, and `inception_score` is NaN.
 
 No TensorFlow is imported until a network is built: locating weights is a
-preflight check.
+preflight check (`check_inception_weights`). `BACKBONE` (at the end) describes
+this backbone to the registry and to evaluation.
 """
 
 from __future__ import annotations
@@ -26,10 +27,12 @@ import socket
 from dataclasses import dataclass
 from pathlib import Path
 
+from suite import schema
 from suite.data import OFFLINE_ENV, ImageData
 from suite.errors import GenbenchError
+from suite.metrics.backbone import LOGITS_IMAGENET, BackboneColumns, BackboneInfo
 from suite.metrics.cache import file_to_hash
-from suite.metrics.features import FeatureExtractor, KerasFeatureExtractor, seeded_construction
+from suite.metrics.extractor import FeatureExtractor, KerasFeatureExtractor, seeded_construction
 
 RANDOM_WEIGHTS = "random"
 RANDOM_SEED = 0
@@ -128,6 +131,11 @@ def locate_inception_weights(option: str | None, download: bool = False) -> Ince
     return InceptionWeights(path, weights_file_id(path))
 
 
+def check_inception_weights(option: str | None) -> None:
+    """Preflight: the weights `option` names exist (downloaded now if needed and allowed)."""
+    locate_inception_weights(option, download=True)
+
+
 def build_inception_network(weights: InceptionWeights):
     """InceptionV3 with outputs (pool features, logits), or (pool features) for notop files.
 
@@ -177,8 +185,26 @@ def inception_preprocess(images):
 
 
 def build_inception_extractor(data: ImageData | None, weights: str | None) -> FeatureExtractor:
-    """BACKBONES factory for `inception` (`data` is unused: one network serves all datasets)."""
+    """The backbone's factory (`data` is unused: one network serves all datasets)."""
     located = locate_inception_weights(weights, download=True)
-    return KerasFeatureExtractor("inception", build_inception_network(located),
-                                 inception_preprocess, weights_id=located.weights_id,
-                                 resize_method=RESIZE_METHOD, chunk=CHUNK)
+    return KerasFeatureExtractor(BACKBONE, build_inception_network(located),
+                                 inception_preprocess, weights_id=located.weights_id, chunk=CHUNK)
+
+
+BACKBONE = BackboneInfo(
+    name="inception",
+    build=build_inception_extractor,
+    columns=BackboneColumns(
+        fd=schema.FID_INCEPTION, kid=schema.KID_INCEPTION, kid_std=schema.KID_INCEPTION_STD,
+        precision=schema.PRECISION_INCEPTION, recall=schema.RECALL_INCEPTION,
+        weights_id=schema.INCEPTION_WEIGHTS_ID, inception_score=schema.INCEPTION_SCORE),
+    logits=LOGITS_IMAGENET,
+    needs_labels=False,
+    per_dataset=False,
+    takes_weights=True,
+    check_weights=check_inception_weights,
+    resize_method=RESIZE_METHOD,
+    protocol=(f"[0, 1] images -> {RESIZE_METHOD}, grayscale tiled to RGB, preprocess_input "
+              "-> Keras InceptionV3 (ImageNet weights); features: avg_pool (2048-d); logits: "
+              "1000 ImageNet classes (none with notop weights)"),
+)

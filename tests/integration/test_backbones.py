@@ -14,12 +14,12 @@ from suite.metrics.features import (
     check_eval_setup,
     clear_backbone_cache,
     get_backbone,
+    prepare_eval,
+    resolve_backbones,
 )
 from suite.spec import EvalSpec, Trial
 
 MNIST_MIN_ACCURACY = 0.985
-
-
 
 
 @pytest.fixture(scope="session")
@@ -57,17 +57,20 @@ def test_domain_classifier_reaches_its_accuracy_on_real_mnist(mnist, mnist_domai
 
 def test_domain_classifier_is_cached_on_disk_and_not_retrained(eval_cache, mnist,
                                                               mnist_domain) -> None:
-    weights = eval_cache / "domain" / f"{domain.domain_cache_name(mnist)[0]}.weights.h5"
+    weights = domain.domain_weights_path(mnist)
     assert weights.is_file() and weights.parent == eval_cache / "domain"
+    assert weights.name == f"{domain.domain_cache_name(mnist)[0]}.weights.h5"
     assert not list(weights.parent.glob(".*tmp*")), "temporary files left behind"
-    mtime, runs = weights.stat().st_mtime_ns, domain.training_runs
+    before_stat = weights.stat()
     images = mnist.x_eval[:300].astype(np.float32) / 255.0
     before = mnist_domain.images_to_features(images)
     clear_backbone_cache()  # a new process would start like this: nothing built yet
     again = get_backbone("domain", mnist)
     assert again is not mnist_domain
-    assert domain.training_runs == runs, "the cached classifier was trained again"
-    assert weights.stat().st_mtime_ns == mtime
+    assert again.meta["trained_now"] is False, "the cached classifier was trained again"
+    after_stat = weights.stat()
+    assert (after_stat.st_ino, after_stat.st_mtime_ns) == (before_stat.st_ino,
+                                                           before_stat.st_mtime_ns)
     assert again.weights_id == mnist_domain.weights_id
     np.testing.assert_array_equal(again.images_to_features(images), before)
     assert get_backbone("domain", mnist) is again  # built once per process
@@ -88,10 +91,15 @@ def test_domain_backbone_refuses_unlabelled_data(tmp_path, mnist, eval_cache) ->
     name = unlabelled_npz(tmp_path, mnist)
     data = load_dataset(name)
     assert not data.labelled
-    with pytest.raises(GenbenchError, match=r"backbones: \[inception\]"):
+    with pytest.raises(GenbenchError, match=r"has no labels.*`y` in the npz"):
         domain.build_domain_extractor(data)
+    # Through the registry the fix names the backbones that need no labels.
+    with pytest.raises(GenbenchError, match=r"has no labels.*\n.*backbones: \[inception\]"):
+        resolve_backbones(["domain"], data, None)
     with pytest.raises(GenbenchError, match=r"eval\.backbones.*\n.*backbones: \[inception\]"):
         check_eval_setup([make_trial(("domain",), dataset=name)], {name: data})
+    with pytest.raises(GenbenchError, match=r"eval\.backbones.*no labels"):
+        prepare_eval([make_trial(("domain",), dataset=name)], {name: data}, None, "s.yaml")
     check_eval_setup([make_trial(("inception",), dataset=name)], {name: data}, "random")
 
 
@@ -111,9 +119,10 @@ def test_inception_random_weights_run_end_to_end_without_download(
         tmp_path, monkeypatch, mnist) -> None:
     monkeypatch.setenv("KERAS_HOME", str(tmp_path / "empty-keras"))
     monkeypatch.setenv("GENBENCH_OFFLINE", "1")
-    check_eval_setup([make_trial(("domain", "inception"))], {"mnist": mnist}, "random")
-    inception = get_backbone("inception", mnist, "random")
+    prepare_eval([make_trial(("domain", "inception"))], {"mnist": mnist}, "random", "s.yaml")
+    inception = resolve_backbones(["inception"], mnist, "random")["inception"]
     assert inception.weights_id == "random" and inception.has_logits
+    assert inception.info is BACKBONES.get("inception") and inception.name == "inception"
     assert "299" in inception.resize_method and "antialias" in inception.resize_method
     gray = mnist.x_eval[:6].astype(np.float32) / 255.0
     features, logits = inception.images_to_outputs(gray)
@@ -150,9 +159,9 @@ def test_inception_without_weights_fails_clearly_before_training(tmp_path, monke
     assert "inception_v3_weights_tf_dim_ordering_tf_kernels.h5" in message
     assert str(tmp_path / "empty-keras" / "models") in message
     assert "--inception-weights" in message and "GENBENCH_OFFLINE" in message
-    with pytest.raises(GenbenchError, match="no such file"):
-        check_eval_setup([make_trial(("inception",))], {"mnist": mnist},
-                         str(tmp_path / "missing.h5"))
+    with pytest.raises(GenbenchError, match="s.yaml: eval.backbones: inception: .*no such file"):
+        prepare_eval([make_trial(("inception",))], {"mnist": mnist},
+                     str(tmp_path / "missing.h5"), "s.yaml")
 
 
 def test_inception_weights_from_the_keras_cache_and_notop_files(tmp_path, monkeypatch,
@@ -160,7 +169,7 @@ def test_inception_weights_from_the_keras_cache_and_notop_files(tmp_path, monkey
     """A weights file in $KERAS_HOME/models is found; a notop file gives features, no logits."""
     import keras
 
-    from suite.metrics.features import seeded_construction
+    from suite.metrics.extractor import seeded_construction
     from suite.metrics.inception import NOTOP_FILE, locate_inception_weights
 
     with seeded_construction(1):

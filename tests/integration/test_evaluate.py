@@ -10,8 +10,8 @@ import pytest
 from suite import schema
 from suite.metrics import domain
 from suite.metrics.cache import clear_loaded_references
-from suite.metrics.evaluate import BackboneSettings, evaluate_milestone
-from suite.metrics.features import get_backbone
+from suite.metrics.evaluate import evaluate_milestone
+from suite.metrics.features import clear_backbone_cache, get_backbone, resolve_backbones
 from suite.models import MODELS, is_conditional, model_family
 from suite.models.networks import NetSpec
 from suite.spec import EvalSpec, Trial
@@ -24,8 +24,6 @@ CONDITIONAL = {schema.CLASS_ACCURACY, schema.INTRA_CLASS_FD}
 VAE = {schema.TEST_ELBO, schema.TEST_RECON_ERROR}
 INCEPTION = {schema.FID_INCEPTION, schema.KID_INCEPTION, schema.KID_INCEPTION_STD,
              schema.PRECISION_INCEPTION, schema.RECALL_INCEPTION, schema.INCEPTION_SCORE}
-
-
 
 
 @pytest.fixture(scope="session")
@@ -91,7 +89,10 @@ def test_evaluation_is_deterministic_and_idempotent(mnist, backbones) -> None:
     seed_state = np.asarray(model.noise_seed.state.value).copy()
     first = evaluate_milestone(model, mnist, trial, backbones, epoch=1)
     clear_loaded_references()  # the second evaluation reads the real statistics from disk
-    second = evaluate_milestone(model, mnist, trial, BackboneSettings(), epoch=1)
+    clear_backbone_cache()  # ... and a freshly resolved classifier, loaded from its cache
+    rebuilt = resolve_backbones(trial.eval.backbones, mnist, None)
+    assert rebuilt["domain"] is not backbones["domain"]
+    second = evaluate_milestone(model, mnist, trial, rebuilt, epoch=1)
     assert first == second
     # Evaluation leaves the model's training noise stream where it was.
     np.testing.assert_array_equal(np.asarray(model.noise_seed.state.value), seed_state)
@@ -168,7 +169,7 @@ def test_inception_columns_with_random_weights(tmp_path, monkeypatch, mnist, bac
     monkeypatch.setenv("GENBENCH_OFFLINE", "1")
     trial = make_trial("cgan", n_samples=20, backbones=("domain", "inception"), batch_size=10)
     row = evaluate_milestone(build_model(trial, mnist), mnist, trial,
-                             BackboneSettings(inception_weights="random"), epoch=1)
+                             resolve_backbones(trial.eval.backbones, mnist, "random"), epoch=1)
     for column in INCEPTION | DOMAIN_COLUMNS | CONDITIONAL:
         assert math.isfinite(row[column]), column
     assert 1.0 <= row[schema.INCEPTION_SCORE] <= 1000
@@ -193,16 +194,23 @@ eval: {n_samples: 200, batch_size: 100}
 """
 
 
-def test_genbench_run_fills_metric_columns(tmp_path, data_dir, write_sweep, backbones) -> None:
+def test_genbench_run_fills_metric_columns(tmp_path, data_dir, write_sweep, mnist,
+                                           backbones) -> None:
+    from analysis.load import load_results
     from suite.cli import main
-    from suite.results import read_results_frame
 
-    runs = domain.training_runs
+    weights = domain.domain_weights_path(mnist)
+    assert backbones["domain"].meta["weights_path"] == str(weights)
+    cached = sorted(p.name for p in weights.parent.iterdir())
+    before = weights.stat()
     sweep = write_sweep(SWEEP)
     assert main(["run", str(sweep), "--out", str(tmp_path / "out"), "--data-dir", str(data_dir),
                  "--quiet"]) == 0
-    assert domain.training_runs == runs  # the session's cached classifier was reused
-    df = read_results_frame(tmp_path / "out" / "tiny")
+    # The session's cached classifier was reused: the same file, untouched, and no new one.
+    after = weights.stat()
+    assert (after.st_ino, after.st_mtime_ns) == (before.st_ino, before.st_mtime_ns)
+    assert sorted(p.name for p in weights.parent.iterdir()) == cached
+    df = load_results(tmp_path / "out" / "tiny", deduplicate=False)
     assert len(df) == 4 and set(df[schema.STATUS]) == {schema.STATUS_OK}
     for _, row in df.iterrows():
         model = row[schema.MODEL]
