@@ -52,7 +52,11 @@ def register_backbone(info: BackboneInfo) -> None:
 
 def describe_backbone(name: str) -> BackboneInfo:
     """The description of backbone `name` (UnknownNameError lists the known ones)."""
-    return BACKBONES.get(name)
+    info = BACKBONES.get(name)
+    if not isinstance(info, BackboneInfo):
+        raise TypeError(f"backbone {name!r} was registered as a {type(info).__name__}; "
+                        "register a BackboneInfo with register_backbone()")
+    return info
 
 
 for _module in BACKBONE_MODULES:
