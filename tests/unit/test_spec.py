@@ -61,6 +61,22 @@ def test_trial_id_is_stable_and_sensitive(write_sweep):
     assert not {t.trial_id for t in a} & {t.trial_id for t in c}
 
 
+def test_trial_ids_and_order_are_pinned(write_sweep):
+    """Results live under trial ids: a change to expansion or hashing must not move them."""
+    sweep = load_sweep(str(write_sweep("""
+        name: t
+        dataset: mnist
+        grid:
+          epochs: [3, 1]
+          model: [dcgan, cvae]
+          seed: [0, 1]
+        fixed: {latent_dim: 8, lr: 2.0e-4, max_train_images: 512, batch_size: 32}
+    """)))
+    assert [(t.index, t.trial_id, t.model, t.seed, t.milestones) for t in sweep.trials] == [
+        (0, "784df9647b99", "dcgan", 0, (1, 3)), (1, "85a8d3624b53", "dcgan", 1, (1, 3)),
+        (2, "f5bdd44c42fa", "cvae", 0, (1, 3)), (3, "58f2f6b4120d", "cvae", 1, (1, 3))]
+
+
 def test_trial_round_trips_through_json(write_sweep):
     trial = load_sweep(str(write_sweep(BASIC))).trials[3]
     from suite.spec import Trial
