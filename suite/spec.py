@@ -27,7 +27,7 @@ from typing import Any
 from suite import sweep_values as sv
 from suite.errors import SpecError
 from suite.models import MODELS, UPSAMPLERS
-from suite.sweep_yaml import (  # reading files lives there; re-exported here
+from suite.sweep_yaml import (  # noqa: F401  (builtin_sweeps, read_sweep_text: re-exported)
     CONFIGS_PACKAGE,
     builtin_sweeps,
     join_field,
@@ -35,12 +35,6 @@ from suite.sweep_yaml import (  # reading files lives there; re-exported here
     quote,
     read_sweep_text,
 )
-
-__all__ = [
-    "AXES", "CONFIGS_PACKAGE", "EVAL_FIELDS", "EvalSpec", "SweepSpec", "Trial",
-    "batch_fill_problem", "builtin_sweeps", "check_batch_fill", "load_sweep", "parse_sweep",
-    "read_sweep_text", "trial_id",
-]
 
 TOP_LEVEL_KEYS = ("name", "dataset", "grid", "fixed", "eval", "description")
 LR_SCALINGS = ("none", "linear", "sqrt")
@@ -50,6 +44,7 @@ MAX_NAME_CHARS = 100
 MAX_DESCRIPTION_CHARS = 10_000
 MAX_TRIALS = 10_000  # counted from the axis lengths, before the grid is expanded
 MAX_MILESTONES = 100  # values of the epochs axis in one grid
+
 
 @dataclass(frozen=True)
 class EvalSpec:
@@ -313,11 +308,9 @@ def _check_grid_size(shapes: list[tuple[str, int, int]], source: str) -> None:
 
 def _cached_axis(axis: str, value: Any, source: str, field: str, cache: dict) -> Any:
     """Validate a value once per sweep (a dataset check may read an npz header)."""
-    try:
-        key = (axis, type(value), value)
-        hash(key)
-    except TypeError:
+    if isinstance(value, list | dict):  # unhashable: fails its check anyway
         return _validate_axis(axis, value, source, field)
+    key = (axis, type(value), value)
     if key not in cache:
         cache[key] = _validate_axis(axis, value, source, field)
     return cache[key]
