@@ -43,7 +43,7 @@ class RichProgress:
             if task is not None:
                 self.progress.remove_task(task)
             self.progress.advance(self.sweep_task)
-            if not self.quiet:
+            if not self.quiet or event.message:  # a busy skip or a failure is news
                 style = STATUS_STYLE.get(event.status, "white")
                 if event.kind == TRIAL_SKIP:
                     verb = (f"skipped (already {event.status})" if not event.message
@@ -52,4 +52,4 @@ class RichProgress:
                     verb = event.status
                 detail = f": {event.message}" if event.message else ""
                 text = escape(f"{event.trial_id} {event.label} {verb}{detail}")
-                self.console.print(f"[{style}]{text}[/]", highlight=False)
+                self.console.print(f"[{style}]{text}[/]", highlight=False, soft_wrap=True)
