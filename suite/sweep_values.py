@@ -102,8 +102,8 @@ def dataset_name(value: Any) -> str:
     except OSError as exc:  # e.g. a path too long for the filesystem
         raise Invalid(f"cannot read {quote(value)}: {exc.strerror or exc}") from None
     except ValueError as exc:  # a user npz that is missing or malformed
-        raise Invalid(clip(str(exc)), "give `npz:PATH` of a file saved with "
-                      "np.savez(PATH, x=uint8_images, y=int_labels)") from None
+        raise Invalid(clip(str(exc)), getattr(exc, "fix", None) or "give `npz:PATH` of a file "
+                      "saved with np.savez(PATH, x=uint8_images, y=int_labels)") from None
     return value
 
 
