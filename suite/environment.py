@@ -46,6 +46,14 @@ def describe_environment() -> dict[str, str]:
     }
 
 
+def usable_cores() -> int:
+    """Cores this process may run on (its affinity honours cpusets and Slurm allocations)."""
+    try:
+        return len(os.sched_getaffinity(0))
+    except AttributeError:  # not Linux
+        return os.cpu_count() or 1
+
+
 THREADS_ENV = "GENBENCH_INTRA_OP_THREADS"
 
 

@@ -15,6 +15,7 @@ import os
 from collections.abc import Sequence
 from typing import ClassVar
 
+from suite.environment import usable_cores
 from suite.errors import SpecError
 from suite.launchers.base import Launcher, TrialTracker
 from suite.launchers.options import option
@@ -40,14 +41,6 @@ class LocalOptions:
         if self.ranks not in RANKS_CHOICES:
             raise SpecError("--launcher local", "ranks", f"unknown value {self.ranks[:40]!r}",
                             f"use one of: {', '.join(RANKS_CHOICES)}")
-
-
-def usable_cores() -> int:
-    """Cores this process may run on (its affinity honours cpusets and Slurm allocations)."""
-    try:
-        return len(os.sched_getaffinity(0))
-    except AttributeError:  # not Linux
-        return os.cpu_count() or 1
 
 
 class LocalLauncher(Launcher):

@@ -39,7 +39,7 @@ from pathlib import Path
 from typing import Any
 
 from suite import schema
-from suite.environment import THREADS_ENV, configure_threads_from_env
+from suite.environment import THREADS_ENV, configure_threads_from_env, usable_cores
 from suite.errors import GenbenchError, SpecError
 from suite.events import EPOCH_END, Event
 from suite.launchers.base import Launcher, TrialTracker
@@ -102,14 +102,6 @@ def placement_bundles(workers: int, cpus: float, gpus: float) -> list[dict[str, 
     return [dict(bundle)] if workers == 1 else [{}] + [dict(bundle) for _ in range(workers)]
 
 
-def embedded_num_cpus() -> int:
-    """The cores this process may use (its affinity honours cpusets, e.g. a Slurm allocation)."""
-    try:
-        return len(os.sched_getaffinity(0))
-    except AttributeError:  # not Linux
-        return os.cpu_count() or 1
-
-
 class RayTuneLauncher(Launcher):
     name = "ray"
     options_type = RayTuneOptions
@@ -147,7 +139,7 @@ class RayTuneLauncher(Launcher):
         else:  # address="local": a new Ray even if `ray start` runs on this machine
             from suite.launchers.ray_ranks import init_loopback_ray
 
-            init_loopback_ray(num_cpus=embedded_num_cpus(),  # every Ray server on 127.0.0.1
+            init_loopback_ray(num_cpus=usable_cores(),  # every Ray server on 127.0.0.1
                               include_dashboard=self.options.dashboard,
                               dashboard_host="127.0.0.1", **common)
         try:
