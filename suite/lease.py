@@ -130,8 +130,12 @@ class TrialLease:
             return None
         return holder
 
-    def acquire(self) -> bool:
+    def acquire(self, same_job_wait_s: float = 120.0) -> bool:
+        """Take the lease if it is free or stale. A live holder that is this same Slurm
+        job (a requeued job whose old process is still exiting) is waited for, up to
+        `same_job_wait_s`, and then taken over: Slurm runs a job once at a time."""
         me = this_holder()
+        deadline = time.monotonic() + same_job_wait_s
         for _ in range(3):
             if self._create(me):
                 self.holder = me
@@ -141,7 +145,15 @@ class TrialLease:
                 holder, age = self.read_holder()
             except FileNotFoundError:
                 continue  # released meanwhile: try again
-            if not self.is_stale(holder, age):
+            while (not self.is_stale(holder, age) and holder is not None and me.slurm_job
+                   and holder.slurm_job == me.slurm_job and time.monotonic() < deadline):
+                time.sleep(0.5)
+                try:
+                    holder, age = self.read_holder()
+                except FileNotFoundError:
+                    holder, age = None, float("inf")
+            same_job = holder is not None and me.slurm_job and holder.slurm_job == me.slurm_job
+            if not self.is_stale(holder, age) and not same_job:
                 return False
             self._take_over(holder)
         return False

@@ -221,3 +221,23 @@ def test_half_written_lease_is_stale_only_when_old(tmp_path):
 def test_holder_is_plain_data():
     holder = this_holder()
     assert LeaseHolder(**json.loads(json.dumps(holder.__dict__))) == holder
+
+
+def test_requeued_job_waits_for_its_old_process_on_the_same_host(tmp_path, monkeypatch):
+    path = tmp_path / "lease.json"
+    monkeypatch.setenv("SLURM_JOB_ID", "777")
+    monkeypatch.delenv("SLURM_ARRAY_JOB_ID", raising=False)
+    old = subprocess.Popen(
+        [sys.executable, "-c", "import time; from suite.lease import TrialLease; "
+         f"l = TrialLease({str(path)!r}); assert l.acquire(); print('held', flush=True); "
+         "time.sleep(2)"], stdout=subprocess.PIPE, text=True)
+    assert old.stdout.readline().strip() == "held"
+    other_job = TrialLease(path)
+    monkeypatch.setenv("SLURM_JOB_ID", "778")
+    assert not other_job.acquire()  # another job: busy, no waiting
+    monkeypatch.setenv("SLURM_JOB_ID", "777")
+    started = time.monotonic()
+    lease = TrialLease(path)
+    assert lease.acquire(same_job_wait_s=30)
+    assert time.monotonic() - started < 25 and old.wait(timeout=10) == 0
+    lease.release()
