@@ -62,23 +62,31 @@ def slurm_job_id(env: dict[str, str] | None = None) -> str:
     return env.get("SLURM_JOB_ID", "")
 
 
+def _proc_stat(pid: int) -> list[str]:
+    """/proc/<pid>/stat fields after the command name (which may hold spaces), or []."""
+    try:
+        return Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+    except (OSError, IndexError):
+        return []
+
+
 def process_start_ticks(pid: int) -> int:
     """Start time of `pid` in clock ticks since boot (0 when unknown, e.g. not Linux)."""
-    try:
-        stat = Path(f"/proc/{pid}/stat").read_text()
-    except OSError:
-        return 0
-    # Field 22, counted after the command name (which may contain spaces) in parentheses.
-    return int(stat.rsplit(")", 1)[1].split()[19])
+    fields = _proc_stat(pid)
+    return int(fields[19]) if len(fields) > 19 else 0  # field 22 of stat
 
 
 def process_alive(pid: int, start_ticks: int) -> bool:
+    """Running (not a zombie), and the same process that took the lease."""
     try:
         os.kill(pid, 0)
     except ProcessLookupError:
         return False
     except PermissionError:
         pass
+    fields = _proc_stat(pid)
+    if fields and fields[0] in ("Z", "X"):  # exited, not yet reaped by its parent
+        return False
     return not start_ticks or process_start_ticks(pid) in (0, start_ticks)
 
 
