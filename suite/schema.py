@@ -98,6 +98,31 @@ DOMAIN_WEIGHTS_ID = "domain_weights_id"
 INCEPTION_WEIGHTS_ID = "inception_weights_id"
 RESIZE_METHOD = "resize_method"
 
+# --- sample quality, qualified (issue 11): density/coverage, noise floors, FD_inf, CAS ----
+# A backbone's columns follow from its FD column (suite.metrics.backbone.BackboneColumns):
+# density_<b>, coverage_<b>, <fd>_inf, and <metric>_floor for each floored metric.
+DENSITY_DOMAIN = "density_domain"
+COVERAGE_DOMAIN = "coverage_domain"
+FD_DOMAIN_INF = "fd_domain_inf"
+FD_DOMAIN_FLOOR = "fd_domain_floor"
+KID_DOMAIN_FLOOR = "kid_domain_floor"
+PRECISION_DOMAIN_FLOOR = "precision_domain_floor"
+RECALL_DOMAIN_FLOOR = "recall_domain_floor"
+DENSITY_DOMAIN_FLOOR = "density_domain_floor"
+COVERAGE_DOMAIN_FLOOR = "coverage_domain_floor"
+DENSITY_INCEPTION = "density_inception"
+COVERAGE_INCEPTION = "coverage_inception"
+FID_INCEPTION_INF = "fid_inception_inf"
+FID_INCEPTION_FLOOR = "fid_inception_floor"
+KID_INCEPTION_FLOOR = "kid_inception_floor"
+PRECISION_INCEPTION_FLOOR = "precision_inception_floor"
+RECALL_INCEPTION_FLOOR = "recall_inception_floor"
+DENSITY_INCEPTION_FLOOR = "density_inception_floor"
+COVERAGE_INCEPTION_FLOOR = "coverage_inception_floor"
+N_FLOOR = "n_floor"  # images in each of the two real subsets behind the floors
+CAS = "cas"  # classification accuracy score (conditional models, eval.cas: true)
+CAS_PROTOCOL = "cas_protocol"
+
 # --- environment ------------------------------------------------------------------
 HOSTNAME = "hostname"
 DEVICE = "device"
@@ -172,6 +197,27 @@ COLUMN_TYPES: dict[str, str] = {
     DOMAIN_WEIGHTS_ID: "str",
     INCEPTION_WEIGHTS_ID: "str",
     RESIZE_METHOD: "str",
+    DENSITY_DOMAIN: "float",
+    COVERAGE_DOMAIN: "float",
+    FD_DOMAIN_INF: "float",
+    FD_DOMAIN_FLOOR: "float",
+    KID_DOMAIN_FLOOR: "float",
+    PRECISION_DOMAIN_FLOOR: "float",
+    RECALL_DOMAIN_FLOOR: "float",
+    DENSITY_DOMAIN_FLOOR: "float",
+    COVERAGE_DOMAIN_FLOOR: "float",
+    DENSITY_INCEPTION: "float",
+    COVERAGE_INCEPTION: "float",
+    FID_INCEPTION_INF: "float",
+    FID_INCEPTION_FLOOR: "float",
+    KID_INCEPTION_FLOOR: "float",
+    PRECISION_INCEPTION_FLOOR: "float",
+    RECALL_INCEPTION_FLOOR: "float",
+    DENSITY_INCEPTION_FLOOR: "float",
+    COVERAGE_INCEPTION_FLOOR: "float",
+    N_FLOOR: "float",  # a count, but NaN (like the floors) when the samples were unusable
+    CAS: "float",
+    CAS_PROTOCOL: "str",
     TRAIN_SPLIT: "str",
     EVAL_SPLIT: "str",
     N_TRAIN: "int",
