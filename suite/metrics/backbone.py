@@ -56,17 +56,57 @@ class BackboneColumns:
     inception_score: str | None = None  # with LOGITS_IMAGENET
     class_accuracy: str | None = None  # with LOGITS_DATASET (conditional models)
     intra_class_fd: str | None = None  # with LOGITS_DATASET (conditional models)
+    # Issue 11's columns. Left None, each is derived from the ones above (`<b>` is the FD
+    # column after its first "_"): density_<b>, coverage_<b>, <fd>_inf, <metric>_floor;
+    # a derived name that suite/schema.py lacks stays None (that metric is not recorded).
+    density: str | None = None
+    coverage: str | None = None
+    fd_inf: str | None = None  # FD extrapolated to infinitely many fake samples
+    fd_floor: str | None = None  # real-vs-real floors, beside each value
+    kid_floor: str | None = None
+    precision_floor: str | None = None
+    recall_floor: str | None = None
+    density_floor: str | None = None
+    coverage_floor: str | None = None
 
     def __post_init__(self) -> None:
+        for name, column in self._derived_names().items():
+            if getattr(self, name) is None and column in schema.COLUMN_TYPES:
+                object.__setattr__(self, name, column)
         for f in fields(self):
             column = getattr(self, f.name)
             if column is not None and column not in schema.COLUMN_TYPES:
                 raise ValueError(f"backbone column {f.name}={column!r} is not in suite/schema.py")
 
+    def _derived_names(self) -> dict[str, str]:
+        suffix = self.fd.split("_", 1)[-1]
+        density = self.density or f"density_{suffix}"
+        coverage = self.coverage or f"coverage_{suffix}"
+        return {"density": density, "coverage": coverage, "fd_inf": f"{self.fd}_inf",
+                "fd_floor": f"{self.fd}_floor", "kid_floor": f"{self.kid}_floor",
+                "precision_floor": f"{self.precision}_floor",
+                "recall_floor": f"{self.recall}_floor", "density_floor": f"{density}_floor",
+                "coverage_floor": f"{coverage}_floor"}
+
     @property
     def distribution(self) -> tuple[str, str, str, str, str]:
         """FD, KID, KID std, precision, recall: fake against real features."""
         return self.fd, self.kid, self.kid_std, self.precision, self.recall
+
+    @property
+    def floors(self) -> dict[str, str]:
+        """Metric -> floor column, for the floored metrics this backbone declares
+        (keys: fd, kid, precision, recall, density, coverage)."""
+        names = {"fd": self.fd_floor, "kid": self.kid_floor, "precision": self.precision_floor,
+                 "recall": self.recall_floor, "density": self.density_floor,
+                 "coverage": self.coverage_floor}
+        return {metric: column for metric, column in names.items() if column is not None}
+
+    @property
+    def qualified(self) -> list[str]:
+        """Issue 11's columns this backbone declares: density, coverage, FD_inf, floors."""
+        return [c for c in (self.density, self.coverage, self.fd_inf, *self.floors.values())
+                if c is not None]
 
 
 @dataclass(frozen=True)
