@@ -97,6 +97,16 @@ N_FAKE = "n_fake"
 DOMAIN_WEIGHTS_ID = "domain_weights_id"
 INCEPTION_WEIGHTS_ID = "inception_weights_id"
 RESIZE_METHOD = "resize_method"
+# The Keras InceptionV3 backbone (`inception_keras`; the `_inception` columns above are
+# TTUR's frozen graph, the published FID protocol), and that protocol, recorded per row.
+FID_INCEPTION_KERAS = "fid_inception_keras"
+KID_INCEPTION_KERAS = "kid_inception_keras"
+KID_INCEPTION_KERAS_STD = "kid_inception_keras_std"
+PRECISION_INCEPTION_KERAS = "precision_inception_keras"
+RECALL_INCEPTION_KERAS = "recall_inception_keras"
+INCEPTION_SCORE_KERAS = "inception_score_keras"
+INCEPTION_KERAS_WEIGHTS_ID = "inception_keras_weights_id"
+FID_PROTOCOL = "fid_protocol"
 
 # --- sample quality, qualified (issue 11): density/coverage, noise floors, FD_inf, CAS ----
 # A backbone's columns follow from its FD column (suite.metrics.backbone.BackboneColumns):
@@ -197,6 +207,14 @@ COLUMN_TYPES: dict[str, str] = {
     DOMAIN_WEIGHTS_ID: "str",
     INCEPTION_WEIGHTS_ID: "str",
     RESIZE_METHOD: "str",
+    FID_INCEPTION_KERAS: "float",
+    KID_INCEPTION_KERAS: "float",
+    KID_INCEPTION_KERAS_STD: "float",
+    PRECISION_INCEPTION_KERAS: "float",
+    RECALL_INCEPTION_KERAS: "float",
+    INCEPTION_SCORE_KERAS: "float",
+    INCEPTION_KERAS_WEIGHTS_ID: "str",
+    FID_PROTOCOL: "str",
     DENSITY_DOMAIN: "float",
     COVERAGE_DOMAIN: "float",
     FD_DOMAIN_INF: "float",

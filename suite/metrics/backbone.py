@@ -68,6 +68,7 @@ class BackboneColumns:
     recall_floor: str | None = None
     density_floor: str | None = None
     coverage_floor: str | None = None
+    protocol: str | None = None  # one line saying what made the numbers (describe_protocol)
 
     def __post_init__(self) -> None:
         for name, column in self._derived_names().items():
@@ -188,6 +189,12 @@ class FeatureExtractor:
     def images_to_outputs(self, images: np.ndarray) -> tuple[np.ndarray, np.ndarray | None]:
         """Features (N, d) and logits (N, classes) or None, in one pass."""
         raise NotImplementedError
+
+    def describe_protocol(self, n_real: int, n_fake: int, split: str) -> str:
+        """The value of the backbone's protocol column: weights, resize and samples, so a row
+        says exactly which protocol made its numbers (and which published ones they match)."""
+        return (f"{self.weights_id}; {self.resize_method}; {self.feature_dim}-d; "
+                f"n_real={n_real}; n_fake={n_fake}; split={split}")
 
     def images_to_features(self, images: np.ndarray) -> np.ndarray:
         return self.images_to_outputs(images)[0]
