@@ -182,14 +182,15 @@ def cmd_run(args: argparse.Namespace) -> int:
     launcher = make_launcher(args.launcher, args)
     ctx = run_context(args, absolute=args.launcher != "local")
     launcher.check(trials)
+    from suite.environment import configure_threads_from_env
+
+    configure_threads_from_env()  # before the first TensorFlow op (preflight's backbones)
     prepare_sweep(sweep, trials, ctx)
     if args.preflight_only:
         return 0
-    from suite.environment import configure_threads_from_env
     from suite.progress import RichProgress
     from suite.results import sweep_dir
 
-    configure_threads_from_env()  # before the first TensorFlow op of in-process trials
     with RichProgress(sweep.name, len(trials), quiet=args.quiet) as progress:
         results = launcher.launch(trials, ctx, on_event=progress.handle)
     from suite.console_tables import print_results
