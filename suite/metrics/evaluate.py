@@ -103,6 +103,9 @@ def _evaluate(model, data: ImageData, trial, backbones: Mapping[str, FeatureExtr
     }
     for backbone in backbones.values():
         row[backbone.info.columns.weights_id] = backbone.weights_id
+        if backbone.info.columns.protocol is not None:  # e.g. fid_protocol
+            row[backbone.info.columns.protocol] = backbone.describe_protocol(
+                n_real, n_fake, data.eval_split)
     if np.isfinite(fake).all():
         row.update(sample_columns(fake, labels, real, real_labels, data, backbones))
     else:  # recorded, not raised: the row says the samples were unusable
