@@ -139,7 +139,7 @@ def _threads_per_rank(info: RankInfo) -> int:
     """Cores this rank may use without oversubscribing the host.
 
     When srun started exactly these ranks, `--cpus-per-task` already is each
-    rank's share. Otherwise (horovodrun, even inside an sbatch job whose one
+    rank's share. Otherwise (local ranks, even inside an sbatch job whose one
     task has all the job's cores) the cores this process may run on (its
     affinity, which honours cpusets) are split evenly among the local ranks.
     """
