@@ -5,14 +5,43 @@ Every test in this folder is marked `integration`; `make test-fast` leaves them 
 
 from __future__ import annotations
 
+import os
+import subprocess
+import sys
 from pathlib import Path
 
 import pytest
 
 HERE = Path(__file__).resolve().parent
+REPO = HERE.parents[1]
+CLUSTER_SCRIPT = REPO / "slurm" / "local-cluster.sh"
+BIN = Path(sys.executable).parent
 
 
 def pytest_collection_modifyitems(config, items):
     for item in items:
         if HERE in Path(str(item.fspath)).resolve().parents:
             item.add_marker(pytest.mark.integration)
+
+
+@pytest.fixture(scope="session")
+def slurm_env():
+    """The one-node Slurm cluster (slurm/local-cluster.sh), started once per session and
+    stopped at its end if this session started it. Skips where it cannot start (e.g. not
+    root); fails instead under CI (CI=true), which must run these tests."""
+    try:
+        proc = subprocess.run([str(CLUSTER_SCRIPT), "start"], capture_output=True, text=True,
+                              timeout=900, stdin=subprocess.DEVNULL)
+        problem = "" if proc.returncode == 0 else (proc.stdout + proc.stderr).strip()[-2000:]
+    except (OSError, subprocess.TimeoutExpired) as exc:
+        problem = str(exc)
+    if problem:
+        reason = f"the one-node Slurm cluster cannot start: {problem}"
+        if os.environ.get("CI"):
+            pytest.fail(reason)
+        pytest.skip(reason)
+    conf = Path(os.environ.get("GENBENCH_SLURM_DIR", "/var/lib/genbench-slurm")) / "slurm.conf"
+    yield {**os.environ, "SLURM_CONF": str(conf), "GENBENCH": str(BIN / "genbench"),
+           "PATH": f"{BIN}{os.pathsep}{os.environ.get('PATH', '')}"}
+    if "started in" in proc.stdout:  # leave a cluster that was already up as it was
+        subprocess.run([str(CLUSTER_SCRIPT), "stop"], capture_output=True, timeout=120)

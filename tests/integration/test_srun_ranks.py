@@ -7,7 +7,6 @@ Skips when the cluster cannot start (e.g. not root), fails instead under CI.
 
 from __future__ import annotations
 
-import os
 import subprocess
 import sys
 import time
@@ -39,23 +38,9 @@ exec {genbench} run {sweep} --out {out} --data-dir {data} --quiet
 START_TIMEOUT_S = 300
 
 
-@pytest.fixture(scope="module")
-def cluster_env():
-    try:
-        proc = subprocess.run([str(CLUSTER_SCRIPT), "start"], capture_output=True, text=True,
-                              timeout=900, stdin=subprocess.DEVNULL)
-        problem = "" if proc.returncode == 0 else (proc.stdout + proc.stderr).strip()[-2000:]
-    except (OSError, subprocess.TimeoutExpired) as exc:
-        problem = str(exc)
-    if problem:
-        if os.environ.get("CI"):
-            pytest.fail(f"the one-node Slurm cluster cannot start: {problem}")
-        pytest.skip(f"the one-node Slurm cluster cannot start: {problem}")
-    conf = Path(os.environ.get("GENBENCH_SLURM_DIR", "/var/lib/genbench-slurm")) / "slurm.conf"
-    yield {**os.environ, "SLURM_CONF": str(conf),
-           "PATH": f"{BIN}{os.pathsep}{os.environ.get('PATH', '')}"}
-    if "started in" in proc.stdout:  # leave a cluster that was already up as it was
-        subprocess.run([str(CLUSTER_SCRIPT), "stop"], capture_output=True, timeout=120)
+@pytest.fixture
+def cluster_env(slurm_env):
+    return slurm_env
 
 
 def step_processes(trial_dir: Path) -> list[psutil.Process]:
