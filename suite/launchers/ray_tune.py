@@ -6,7 +6,7 @@ never a second grid definition. Each Tune trial reserves a placement group:
     workers == 1   [{CPU: c, GPU: g}]                 the trainable runs `run_trial` itself
     workers == N   [{}] + N x [{CPU: c, GPU: g}]      the trainable (no resources of its
                                                       own) runs N Horovod ranks as Ray
-                                                      actors (horovod.ray.RayExecutor)
+                                                      actors (suite.launchers.ray_ranks)  
                                                       in the N bundles
 
 Results go to the same parquet store as the local launcher (rank 0 writes under
@@ -21,7 +21,7 @@ Tune retries it up to `max_failures` times; the last attempt's `failed` row stay
 The lifecycle (skips, outcomes, events) is the base launcher's; Tune's callbacks
 tell its tracker when each trial starts and ends.
 
-Only this module (and the Horovod glue in suite.training.distributed) imports Ray.
+Only this module and suite.launchers.ray_ranks import Ray.
 """
 
 from __future__ import annotations
@@ -304,10 +304,10 @@ def _run_ranks(trial: Trial, ctx: RunContext, cpus: float, gpus: float) -> Trial
 
 
 def rank_main(trial: Trial, ctx: RunContext, events: Any) -> TrialResult:
-    """One Horovod rank in a RayExecutor actor (the Ray twin of suite.rank_main)."""
+    """One Horovod rank in a Ray actor (the Ray twin of suite.rank_main)."""
     from suite.rank_main import start_replicas
 
-    replicas = start_replicas()  # Horovod, from the env RayExecutor set; before any TF op
+    replicas = start_replicas()  # Horovod, from the env ray_ranks set; before any TF op
     configure_threads_from_env()
     rank0 = replicas.info.rank == 0
 

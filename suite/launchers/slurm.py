@@ -5,7 +5,7 @@ request) and each group becomes one `executor.map_array` job array. A trial
 with `workers: N` asks for N Slurm tasks (one per Horovod rank) on
 ceil(N / workers_per_node) nodes; submitit's srun starts `SlurmTrialTask` in
 every task, which rendezvous by themselves (see
-`suite.training.distributed.setup_horovod_from_slurm`) and run the trial; rank
+`suite.rank_main` and `suite.launchers.slurm_env`) and run the trial; rank
 0 writes the results store.
 
 Preemption and time limits: submitit signals the job before killing it and
