@@ -6,7 +6,7 @@ never a second grid definition. Each Tune trial reserves a placement group:
     workers == 1   [{CPU: c, GPU: g}]                 the trainable runs `run_trial` itself
     workers == N   [{}] + N x [{CPU: c, GPU: g}]      the trainable (no resources of its
                                                       own) runs N Horovod ranks as Ray
-                                                      actors (suite.launchers.ray_ranks)  
+                                                      actors (suite.launchers.ray_ranks)
                                                       in the N bundles
 
 Results go to the same parquet store as the local launcher (rank 0 writes under
