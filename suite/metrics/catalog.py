@@ -9,6 +9,7 @@ and evaluation code needs no change.
 from __future__ import annotations
 
 BACKBONE_MODULES: tuple[str, ...] = (
-    "suite.metrics.domain",
-    "suite.metrics.inception",
+    "suite.metrics.domain",  # domain: a classifier trained on the dataset itself
+    "suite.metrics.inception_graph",  # inception: TTUR's frozen graph (published FIDs)
+    "suite.metrics.inception",  # inception_keras: Keras InceptionV3 (genbench's own numbers)
 )

@@ -1,19 +1,24 @@
-"""The `inception` backbone: Keras InceptionV3 with ImageNet weights, as in FID.
+"""The `inception_keras` backbone: Keras InceptionV3 with ImageNet weights.
 
-Features are the 2048-d global average pool; logits are the 1000-way ImageNet
-classifier (Keras' top, not TTUR's 1008-way graph) and feed the Inception
-Score. Images are resized to 299x299 with `tf.image.resize(bilinear,
-antialias=True)` (antialiasing matters when downsampling; clean-fid showed
-aliased resizing shifts FID), grayscale is tiled to 3 channels, and pixels are
-scaled with InceptionV3's `preprocess_input` ([0, 255] -> [-1, 1]).
+Not the published FID protocol (that is the `inception` backbone,
+inception_graph.py: TTUR's frozen 2015 graph): Keras' weights are a later
+1000-class training and the resize differs, so its numbers are genbench's
+own, comparable only with each other. Features are the 2048-d global average
+pool; logits are the 1000-way ImageNet classifier (Keras' top) and feed
+`inception_score_keras`. Images are resized to 299x299 with
+`tf.image.resize(bilinear, antialias=True)` (antialiasing matters when
+downsampling; clean-fid showed aliased resizing shifts FID), grayscale is
+tiled to 3 channels, and pixels are scaled with InceptionV3's
+`preprocess_input` ([0, 255] -> [-1, 1]).
 
-Weights, in order: `--inception-weights PATH` (a Keras weights file, with or
-without the top); `--inception-weights random` (seeded random weights, no
-download: for tests, recorded as weights id "random"); the Keras cache
-(`$KERAS_HOME/models/`, default ~/.keras/models/) holding the file
-keras.applications downloads; a download into that cache (not attempted when
-$GENBENCH_OFFLINE is set). Without the top (the `_notop` file) there are no
-logits, and `inception_score` is NaN.
+Weights, in order: `--inception-weights PATH` (a Keras weights file, HDF5,
+with or without the top; checked before training); `--inception-weights
+random` (seeded random weights, no download: for tests, recorded as weights
+id "random"); the Keras cache (`$KERAS_HOME/models/`, default
+~/.keras/models/) holding the file keras.applications downloads; a
+download into that cache (not attempted when $GENBENCH_OFFLINE is set).
+Without the top (the `_notop` file) there are no logits, and
+`inception_score_keras` is NaN.
 
 No TensorFlow is imported until a network is built: locating weights is a
 preflight check (`check_inception_weights`). `BACKBONE` (at the end) describes
@@ -30,7 +35,7 @@ from pathlib import Path
 from suite import schema
 from suite.data import OFFLINE_ENV, ImageData
 from suite.errors import GenbenchError
-from suite.metrics.backbone import LOGITS_IMAGENET, BackboneColumns, BackboneInfo
+from suite.metrics.backbone import LOGITS_IMAGENET, BackboneColumns, BackboneInfo, quoted
 from suite.metrics.cache import file_to_hash
 from suite.metrics.extractor import FeatureExtractor, KerasFeatureExtractor, seeded_construction
 
@@ -46,6 +51,7 @@ NOTOP_FILE = "inception_v3_weights_tf_dim_ordering_tf_kernels_notop.h5"
 ORIGIN = "https://storage.googleapis.com/tensorflow/keras-applications/inception_v3/"
 TOP_MD5 = "9a0d58056eeedaa3f26cb7ebd46da564"
 DOWNLOAD_TIMEOUT_S = 30
+HDF5_SIGNATURE = b"\x89HDF\r\n\x1a\n"  # every Keras .h5 weights file starts with it
 
 
 @dataclass(frozen=True)
@@ -98,9 +104,30 @@ def missing_weights_message(looked: list[Path], problem: str) -> str:
         f"  looked for: {', '.join(str(p) for p in looked)}\n"
         f"  fix: put {TOP_FILE} (from {ORIGIN}{TOP_FILE}; or the {NOTOP_FILE} variant, which "
         f"gives no inception_score) into {directory}/ (the Keras cache; $KERAS_HOME/models when "
-        "KERAS_HOME is set), or pass --inception-weights PATH, or drop inception from "
+        "KERAS_HOME is set), or pass --inception-weights PATH, or drop inception_keras from "
         "eval.backbones (`backbones: [domain]` works offline); --inception-weights random runs "
         "the pipeline with meaningless random weights, for tests only")
+
+
+def is_file(path: Path) -> bool:
+    """Path.is_file, but False for names the OS refuses (too long, NUL bytes)."""
+    try:
+        return path.is_file()
+    except (OSError, ValueError):
+        return False
+
+
+def check_hdf5(path: Path, option: str) -> None:
+    """Keras weights are HDF5: anything else (e.g. the graph the `inception` backbone takes,
+    given to a sweep that also uses this one) fails here, before training, not mid-sweep."""
+    with open(path, "rb") as f:
+        head = f.read(len(HDF5_SIGNATURE))
+    if head != HDF5_SIGNATURE:
+        raise GenbenchError(
+            f"--inception-weights {quoted(option)}: not a Keras weights file (HDF5), which "
+            "inception_keras needs. Fix: give it Keras InceptionV3 weights such as "
+            f"{TOP_FILE}; a TensorFlow graph (.pb/.tgz) is for the `inception` backbone, so a "
+            "sweep using both leaves the flag out and each finds its own weights in its cache")
 
 
 def locate_inception_weights(option: str | None, download: bool = False) -> InceptionWeights:
@@ -109,10 +136,11 @@ def locate_inception_weights(option: str | None, download: bool = False) -> Ince
         return InceptionWeights(None, RANDOM_WEIGHTS)
     if option:
         path = Path(option).expanduser()
-        if not path.is_file():
-            raise GenbenchError(f"--inception-weights {option}: no such file. Fix: give the path "
-                                f"of a Keras InceptionV3 weights file such as {TOP_FILE}, or "
-                                "`random` for tests")
+        if not is_file(path):
+            raise GenbenchError(f"--inception-weights {quoted(option)}: no such file. Fix: give "
+                                f"the path of a Keras InceptionV3 weights file such as "
+                                f"{TOP_FILE}, or `random` for tests")
+        check_hdf5(path, option)
         return InceptionWeights(path, weights_file_id(path))
     directory = keras_models_dir()
     looked = [directory / TOP_FILE, directory / NOTOP_FILE]
@@ -192,12 +220,13 @@ def build_inception_extractor(data: ImageData | None, weights: str | None) -> Fe
 
 
 BACKBONE = BackboneInfo(
-    name="inception",
+    name="inception_keras",
     build=build_inception_extractor,
     columns=BackboneColumns(
-        fd=schema.FID_INCEPTION, kid=schema.KID_INCEPTION, kid_std=schema.KID_INCEPTION_STD,
-        precision=schema.PRECISION_INCEPTION, recall=schema.RECALL_INCEPTION,
-        weights_id=schema.INCEPTION_WEIGHTS_ID, inception_score=schema.INCEPTION_SCORE),
+        fd=schema.FID_INCEPTION_KERAS, kid=schema.KID_INCEPTION_KERAS,
+        kid_std=schema.KID_INCEPTION_KERAS_STD, precision=schema.PRECISION_INCEPTION_KERAS,
+        recall=schema.RECALL_INCEPTION_KERAS, weights_id=schema.INCEPTION_KERAS_WEIGHTS_ID,
+        inception_score=schema.INCEPTION_SCORE_KERAS),
     logits=LOGITS_IMAGENET,
     needs_labels=False,
     per_dataset=False,

@@ -1,5 +1,6 @@
-"""Feature backbones: the domain classifier on real MNIST, its cache, the Inception path
-(random weights, no download), and the preflight errors that stop a sweep early."""
+"""Feature backbones: the domain classifier on real MNIST, its cache, the Keras Inception path
+(`inception_keras`: random weights, no download), and the preflight errors that stop a sweep
+early. The `inception` backbone (TTUR's graph) is tested in test_inception_graph.py."""
 
 from __future__ import annotations
 
@@ -94,13 +95,16 @@ def test_domain_backbone_refuses_unlabelled_data(tmp_path, mnist, eval_cache) ->
     with pytest.raises(GenbenchError, match=r"has no labels.*`y` in the npz"):
         domain.build_domain_extractor(data)
     # Through the registry the fix names the backbones that need no labels.
-    with pytest.raises(GenbenchError, match=r"has no labels.*\n.*backbones: \[inception\]"):
+    with pytest.raises(GenbenchError,
+                       match=r"has no labels.*\n.*backbones: \[inception, inception_keras\]"):
         resolve_backbones(["domain"], data, None)
-    with pytest.raises(GenbenchError, match=r"eval\.backbones.*\n.*backbones: \[inception\]"):
+    with pytest.raises(GenbenchError,
+                       match=r"eval\.backbones.*\n.*backbones: \[inception, inception_keras\]"):
         check_eval_setup([make_trial(("domain",), dataset=name)], {name: data})
     with pytest.raises(GenbenchError, match=r"eval\.backbones.*no labels"):
         prepare_eval([make_trial(("domain",), dataset=name)], {name: data}, None, "s.yaml")
-    check_eval_setup([make_trial(("inception",), dataset=name)], {name: data}, "random")
+    check_eval_setup([make_trial(("inception", "inception_keras"), dataset=name)], {name: data},
+                     "random")
 
 
 def test_unknown_backbone_is_named_with_the_known_ones(mnist) -> None:
@@ -108,21 +112,23 @@ def test_unknown_backbone_is_named_with_the_known_ones(mnist) -> None:
         check_eval_setup([make_trial(("domain", "clip"))], {"mnist": mnist}, source="s.yaml")
     message = str(info.value)
     assert "s.yaml: eval.backbones" in message and "'clip'" in message
-    assert "domain, inception" in message
-    assert BACKBONES.names() == ["domain", "inception"]
+    assert "domain, inception, inception_keras" in message
+    assert BACKBONES.names() == ["domain", "inception", "inception_keras"]
 
 
-# ------------------------------------------------------------------------------ inception
+# ------------------------------------------------------------------------ inception_keras
 
 
 def test_inception_random_weights_run_end_to_end_without_download(
         tmp_path, monkeypatch, mnist) -> None:
     monkeypatch.setenv("KERAS_HOME", str(tmp_path / "empty-keras"))
     monkeypatch.setenv("GENBENCH_OFFLINE", "1")
-    prepare_eval([make_trial(("domain", "inception"))], {"mnist": mnist}, "random", "s.yaml")
-    inception = resolve_backbones(["inception"], mnist, "random")["inception"]
+    prepare_eval([make_trial(("domain", "inception_keras"))], {"mnist": mnist}, "random",
+                 "s.yaml")
+    inception = resolve_backbones(["inception_keras"], mnist, "random")["inception_keras"]
     assert inception.weights_id == "random" and inception.has_logits
-    assert inception.info is BACKBONES.get("inception") and inception.name == "inception"
+    assert inception.info is BACKBONES.get("inception_keras")
+    assert inception.name == "inception_keras"
     assert "299" in inception.resize_method and "antialias" in inception.resize_method
     gray = mnist.x_eval[:6].astype(np.float32) / 255.0
     features, logits = inception.images_to_outputs(gray)
@@ -153,15 +159,22 @@ def test_inception_without_weights_fails_clearly_before_training(tmp_path, monke
     monkeypatch.setenv("KERAS_HOME", str(tmp_path / "empty-keras"))
     monkeypatch.setenv("GENBENCH_OFFLINE", "1")  # no download attempt, even when online
     with pytest.raises(GenbenchError) as info:
-        check_eval_setup([make_trial(("inception",))], {"mnist": mnist}, None, source="s.yaml")
+        check_eval_setup([make_trial(("inception_keras",))], {"mnist": mnist}, None,
+                         source="s.yaml")
     message = str(info.value)
-    assert "s.yaml: eval.backbones" in message
+    assert "s.yaml: eval.backbones: inception_keras: " in message
     assert "inception_v3_weights_tf_dim_ordering_tf_kernels.h5" in message
     assert str(tmp_path / "empty-keras" / "models") in message
     assert "--inception-weights" in message and "GENBENCH_OFFLINE" in message
-    with pytest.raises(GenbenchError, match="s.yaml: eval.backbones: inception: .*no such file"):
-        prepare_eval([make_trial(("inception",))], {"mnist": mnist},
+    with pytest.raises(GenbenchError,
+                       match="s.yaml: eval.backbones: inception_keras: .*no such file"):
+        prepare_eval([make_trial(("inception_keras",))], {"mnist": mnist},
                      str(tmp_path / "missing.h5"), "s.yaml")
+    # A file that is not Keras weights (here TTUR's graph format) is refused before training.
+    graph = tmp_path / "classify_image_graph_def.pb"
+    graph.write_bytes(b"\n\x0e\n\nExpandDims\x12\x00")
+    with pytest.raises(GenbenchError, match=r"inception_keras: .*not a Keras weights file"):
+        prepare_eval([make_trial(("inception_keras",))], {"mnist": mnist}, str(graph), "s.yaml")
 
 
 def test_inception_weights_from_the_keras_cache_and_notop_files(tmp_path, monkeypatch,
@@ -183,7 +196,7 @@ def test_inception_weights_from_the_keras_cache_and_notop_files(tmp_path, monkey
     monkeypatch.setenv("GENBENCH_OFFLINE", "1")
     located = locate_inception_weights(None)
     assert located.path == models / NOTOP_FILE and located.weights_id.startswith(NOTOP_FILE)
-    extractor = get_backbone("inception", mnist, str(saved))
+    extractor = get_backbone("inception_keras", mnist, str(saved))
     assert not extractor.has_logits and extractor.weights_id.startswith(saved.name)
     images = mnist.x_eval[:3].astype(np.float32) / 255.0
     features, logits = extractor.images_to_outputs(images)

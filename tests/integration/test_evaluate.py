@@ -24,6 +24,9 @@ CONDITIONAL = {schema.CLASS_ACCURACY, schema.INTRA_CLASS_FD}
 VAE = {schema.TEST_ELBO, schema.TEST_RECON_ERROR}
 INCEPTION = {schema.FID_INCEPTION, schema.KID_INCEPTION, schema.KID_INCEPTION_STD,
              schema.PRECISION_INCEPTION, schema.RECALL_INCEPTION, schema.INCEPTION_SCORE}
+INCEPTION_KERAS = {schema.FID_INCEPTION_KERAS, schema.KID_INCEPTION_KERAS,
+                   schema.KID_INCEPTION_KERAS_STD, schema.PRECISION_INCEPTION_KERAS,
+                   schema.RECALL_INCEPTION_KERAS, schema.INCEPTION_SCORE_KERAS}
 
 
 @pytest.fixture(scope="session")
@@ -58,7 +61,7 @@ def expected_columns(model: str) -> set[str]:
 
 def check_row(row: dict, model: str, n_fake: int = N_SAMPLES, n_real: int = N_SAMPLES) -> None:
     expected = expected_columns(model)
-    metric_columns = DOMAIN_COLUMNS | ALWAYS | CONDITIONAL | VAE | INCEPTION
+    metric_columns = DOMAIN_COLUMNS | ALWAYS | CONDITIONAL | VAE | INCEPTION | INCEPTION_KERAS
     assert {c for c in row if c in metric_columns} == expected, model
     for column in expected:
         assert isinstance(row[column], float) and math.isfinite(row[column]), (column, row[column])
@@ -165,18 +168,33 @@ def test_non_finite_samples_give_nan_metrics_not_a_crash(mnist, backbones) -> No
 
 
 def test_inception_columns_with_random_weights(tmp_path, monkeypatch, mnist, backbones) -> None:
+    """Both Inception networks in one row, each in its own columns: `inception` (TTUR's graph;
+    here its seeded stand-in) and `inception_keras`."""
     monkeypatch.setenv("KERAS_HOME", str(tmp_path / "empty-keras"))
+    monkeypatch.setenv("GENBENCH_CACHE", str(tmp_path / "empty-cache"))
     monkeypatch.setenv("GENBENCH_OFFLINE", "1")
-    trial = make_trial("cgan", n_samples=20, backbones=("domain", "inception"), batch_size=10)
-    row = evaluate_milestone(build_model(trial, mnist), mnist, trial,
-                             resolve_backbones(trial.eval.backbones, mnist, "random"), epoch=1)
-    for column in INCEPTION | DOMAIN_COLUMNS | CONDITIONAL:
+    trial = make_trial("cgan", n_samples=20, backbones=("domain", "inception", "inception_keras"),
+                       batch_size=10)
+    built = {"domain": backbones["domain"],
+             **resolve_backbones(("inception", "inception_keras"), mnist, "random")}
+    row = evaluate_milestone(build_model(trial, mnist), mnist, trial, built, epoch=1)
+    for column in INCEPTION | INCEPTION_KERAS | DOMAIN_COLUMNS | CONDITIONAL:
         assert math.isfinite(row[column]), column
-    assert 1.0 <= row[schema.INCEPTION_SCORE] <= 1000
-    assert 0 <= row[schema.PRECISION_INCEPTION] <= 1 and 0 <= row[schema.RECALL_INCEPTION] <= 1
-    assert row[schema.INCEPTION_WEIGHTS_ID] == "random"
-    assert "inception: tf.image.resize bilinear antialias 299x299" in row[schema.RESIZE_METHOD]
+    assert row[schema.FID_INCEPTION] != row[schema.FID_INCEPTION_KERAS]  # different networks
+    for score in (schema.INCEPTION_SCORE, schema.INCEPTION_SCORE_KERAS):
+        assert 1.0 <= row[score] <= 1008, score
+    for column in (schema.PRECISION_INCEPTION, schema.RECALL_INCEPTION,
+                   schema.PRECISION_INCEPTION_KERAS, schema.RECALL_INCEPTION_KERAS):
+        assert 0 <= row[column] <= 1, column
+    assert row[schema.INCEPTION_WEIGHTS_ID] == row[schema.INCEPTION_KERAS_WEIGHTS_ID] == "random"
+    assert "inception: graph bilinear 299" in row[schema.RESIZE_METHOD]
+    assert "inception_keras: tf.image.resize bilinear antialias 299x299" in row[
+        schema.RESIZE_METHOD]
+    assert row[schema.FID_PROTOCOL].startswith("random stand-in graph sha256:")
+    assert row[schema.FID_PROTOCOL].endswith(
+        f"; graph bilinear 299; pool_3 2048-d; n_real=20; n_fake=20; split={mnist.eval_split}")
     assert row[schema.N_REAL] == row[schema.N_FAKE] == 20
+    assert not (tmp_path / "empty-cache" / "inception").exists()  # nothing was downloaded
 
 
 SWEEP = """
@@ -233,10 +251,13 @@ def test_genbench_run_stops_before_training_on_bad_eval_setup(tmp_path, data_dir
     from suite.cli import main
 
     monkeypatch.setenv("KERAS_HOME", str(tmp_path / "empty-keras"))
+    monkeypatch.setenv("GENBENCH_CACHE", str(tmp_path / "empty-cache"))
     monkeypatch.setenv("GENBENCH_OFFLINE", "1")
     out = tmp_path / "out"
     for backbones, expected in (("[domain, clip]", "unknown backbone 'clip'"),
-                                ("[inception]", "inception_v3_weights_tf_dim_ordering_tf_kernels")):
+                                ("[inception]", "classify_image_graph_def.pb not found"),
+                                ("[inception_keras]",
+                                 "inception_v3_weights_tf_dim_ordering_tf_kernels")):
         sweep = write_sweep(SWEEP.replace("eval: {n_samples: 200, batch_size: 100}",
                                           f"eval: {{n_samples: 200, backbones: {backbones}}}"))
         assert main(["run", str(sweep), "--out", str(out), "--data-dir", str(data_dir),

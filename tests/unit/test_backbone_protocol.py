@@ -48,6 +48,11 @@ INCEPTION_COLUMNS = BackboneColumns(
     fd=schema.FID_INCEPTION, kid=schema.KID_INCEPTION, kid_std=schema.KID_INCEPTION_STD,
     precision=schema.PRECISION_INCEPTION, recall=schema.RECALL_INCEPTION,
     weights_id=schema.INCEPTION_WEIGHTS_ID, inception_score=schema.INCEPTION_SCORE)
+INCEPTION_KERAS_COLUMNS = BackboneColumns(
+    fd=schema.FID_INCEPTION_KERAS, kid=schema.KID_INCEPTION_KERAS,
+    kid_std=schema.KID_INCEPTION_KERAS_STD, precision=schema.PRECISION_INCEPTION_KERAS,
+    recall=schema.RECALL_INCEPTION_KERAS, weights_id=schema.INCEPTION_KERAS_WEIGHTS_ID,
+    inception_score=schema.INCEPTION_SCORE_KERAS)
 
 
 def run_python(code: str, *args: str) -> subprocess.CompletedProcess:
@@ -59,17 +64,25 @@ def run_python(code: str, *args: str) -> subprocess.CompletedProcess:
 
 
 def test_shipped_backbones_describe_themselves() -> None:
-    assert BACKBONES.names() == ["domain", "inception"]
+    assert BACKBONES.names() == ["domain", "inception", "inception_keras"]
     domain, inception = describe_backbone("domain"), describe_backbone("inception")
-    assert domain.columns == DOMAIN_COLUMNS and inception.columns == INCEPTION_COLUMNS
-    assert (domain.logits, inception.logits) == (LOGITS_DATASET, LOGITS_IMAGENET)
-    assert domain.needs_labels and not inception.needs_labels
-    assert domain.per_dataset and not inception.per_dataset
-    assert not domain.takes_weights and inception.takes_weights
+    keras = describe_backbone("inception_keras")
+    assert domain.columns == DOMAIN_COLUMNS
+    # `inception` is TTUR's graph (the published FID) and says so in a protocol column.
+    assert inception.columns == dataclasses.replace(INCEPTION_COLUMNS,
+                                                    protocol=schema.FID_PROTOCOL)
+    assert keras.columns == INCEPTION_KERAS_COLUMNS
+    assert (domain.logits, inception.logits, keras.logits) == (
+        LOGITS_DATASET, LOGITS_IMAGENET, LOGITS_IMAGENET)
+    assert domain.needs_labels and not inception.needs_labels and not keras.needs_labels
+    assert domain.per_dataset and not inception.per_dataset and not keras.per_dataset
+    assert not domain.takes_weights and inception.takes_weights and keras.takes_weights
     assert domain.check_weights is None and callable(inception.check_weights)
     assert domain.resize_method == "none (native resolution)"
-    assert inception.resize_method == "tf.image.resize bilinear antialias 299x299"
-    assert "2048" in inception.protocol and "128" in domain.protocol
+    assert inception.resize_method == "graph bilinear 299"
+    assert keras.resize_method == "tf.image.resize bilinear antialias 299x299"
+    assert "pool_3 (2048-d)" in inception.protocol and "1008" in inception.protocol
+    assert "2048" in keras.protocol and "128" in domain.protocol
     for name in BACKBONES:
         info = describe_backbone(name)
         assert info.name == name
@@ -302,7 +315,7 @@ def test_third_backbone_preflight_asks_the_descriptions(third_backbone) -> None:
     assert message.startswith("s.yaml: eval.backbones: toy_projection: ") and "seed:N" in message
     kind, message = third_backbone["unlabelled"]
     assert kind == "SpecError" and "`toy_centroids` backbone (class centroids" in message
-    assert "fix: use `backbones: [inception, toy_projection]`" in message
+    assert "fix: use `backbones: [inception, inception_keras, toy_projection]`" in message
 
 
 def test_third_backbone_fills_its_declared_columns(third_backbone) -> None:
