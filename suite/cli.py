@@ -82,8 +82,10 @@ def _add_sweep_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--out", default=DEFAULT_OUT, help="results root (default: results/)")
     parser.add_argument("--data-dir", help="directory with the datasets' original files")
     parser.add_argument("--inception-weights", metavar="PATH|random",
-                        help="weights for the inception backbone, on a filesystem every worker "
-                             "sees; `random`: random weights, for tests only")
+                        help="weights of the Inception backbones, on a filesystem every worker "
+                             "sees: for `inception`, TTUR's classify_image_graph_def.pb or the "
+                             "inception-2015-12-05.tgz holding it; for `inception_keras`, a "
+                             "Keras .h5; `random`: random weights, for tests only")
     parser.add_argument("--trial-index", type=int, action="append",
                         help="only the trial(s) with this index (see `genbench plan`)")
 
