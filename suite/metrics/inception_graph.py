@@ -33,7 +33,7 @@ import tarfile
 import tempfile
 import urllib.request
 import zlib
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 
 import numpy as np
@@ -249,7 +249,7 @@ def locate_graph(option: str | None, download: bool = True, url: str | None = No
             raise GenbenchError(f"Inception graph {GRAPH_FILE} not found ({problem}).\n"
                                 f"  looked for: {path}\n  address: {url or ARCHIVE_URL}\n"
                                 f"  fix: {fix_hint()}")
-    return checked_graph(path.read_bytes(), str(path))
+    return checked_graph(read_graph_bytes(path, str(path)), str(path))
 
 
 def check_graph_weights(option: str | None) -> None:
@@ -273,8 +273,9 @@ class GraphFeatureExtractor(FeatureExtractor):
     def __init__(self, graph: GraphFile) -> None:
         from suite.metrics.frozen_graph import FrozenGraph
 
-        self.info, self.graph_file, self.weights_id = BACKBONE, graph, graph.weights_id
+        self.info, self.weights_id = BACKBONE, graph.weights_id
         self.frozen = FrozenGraph(graph.data, INPUT_TENSOR, [FEATURE_TENSOR])
+        self.graph_file = replace(graph, data=b"")  # TensorFlow holds the graph now
         shape = self.frozen.static_shape(0)
         if len(shape) != 4 or shape[1:] != (1, 1, graph.shape.feature_dim):
             raise graph_error(graph.source, f"{FEATURE_TENSOR} has shape {shape}, expected "
