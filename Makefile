@@ -14,7 +14,7 @@ SWEEP  ?= smoke
 OUT    ?= results
 PYTEST_ARGS ?=
 
-.PHONY: install test-deps run test test-fast bench lint clean
+.PHONY: install horovod-nccl test-deps run test test-fast bench lint clean
 
 $(PY):
 	$(PYTHON) -m venv $(VENV)
@@ -24,8 +24,17 @@ $(STAMP): setup.cfg pyproject.toml | $(PY)
 	$(PY) -m pip install --quiet --editable '.[$(EXTRAS)]'
 	touch $@
 
+# TF=cpu builds Horovod with Gloo; TF=gpu adds NCCL for GPU tensors (needs nvcc and
+# NCCL: see README, "GPU hosts"). Either wheel is built once and cached.
 install: $(STAMP)
-	@tools/install-horovod.sh $(PY)
+	@tools/install-horovod.sh --variant $(TF) $(PY)
+
+# Builds the NCCL variant in a venv of its own (never .venv) on a host with nvcc, GPU
+# or not, and checks `horovodrun --check-build` lists NCCL and 2 Gloo ranks still work.
+# Minutes the first time, so not part of `make test`.
+HOROVOD_NCCL_VENV ?= $(or $(GENBENCH_CACHE),$(HOME)/.cache/genbench)/horovod-nccl-venv
+horovod-nccl:
+	@tools/build-horovod-nccl.sh $(HOROVOD_NCCL_VENV)
 
 run: install
 	$(VENV)/bin/genbench run $(SWEEP) --out $(OUT)
