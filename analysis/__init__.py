@@ -6,6 +6,7 @@
     analysis.write_report(["results/smoke"], Path("report"))
 """
 
+from analysis.floors import floor_table, within_floor
 from analysis.load import TRIAL_DIR, ResultsWarning, load_results, sample_path
 from analysis.render import render, to_csv, to_html, to_latex, to_markdown
 from analysis.report import write_report
@@ -25,7 +26,8 @@ from analysis.tables import (
 
 __all__ = [
     "QUALITY_METRICS", "TRIAL_DIR", "ResultsWarning", "available_metrics", "best_config",
-    "bootstrap_mean", "compare", "format_mean_std", "load_results", "pareto_front", "render",
+    "bootstrap_mean", "compare", "floor_table", "format_mean_std", "load_results",
+    "pareto_front", "render",
     "sample_path", "scaling", "select_rows", "to_csv", "to_html", "to_latex", "to_markdown",
-    "trial_overview", "upsampling_effect", "write_report",
+    "trial_overview", "upsampling_effect", "within_floor", "write_report",
 ]

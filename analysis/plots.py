@@ -16,6 +16,7 @@ from matplotlib.backends.backend_agg import FigureCanvasAgg
 from matplotlib.figure import Figure
 from PIL import Image
 
+from analysis.floors import FLOOR_LABEL, floor_column
 from analysis.load import sample_path
 from analysis.tables import (
     DESIGN_COLUMNS,
@@ -60,6 +61,7 @@ def plot_metric_vs_epoch(df: pd.DataFrame, metric: str, out: Path,
             if band.any():
                 ax.fill_between(x[band], (mean - std)[band], (mean + std)[band],
                                 color=colors[line], alpha=0.2, linewidth=0)
+        _draw_floor(ax, sub, metric)
         ax.set_title(str(value) if value is not None else metric)
         ax.set_xlabel("epoch")
         ax.set_ylabel(metric)
@@ -221,6 +223,17 @@ def _read_image(path: Path) -> np.ndarray | None:
             return np.asarray(im.convert("L" if grey else "RGB"))
     except (OSError, ValueError):
         return None
+
+
+def _draw_floor(ax, data: pd.DataFrame, metric: str) -> None:
+    """A dashed line at the metric's real-vs-real floor, one per dataset in the panel."""
+    column = floor_column(metric)
+    if column is None or column not in data or data[column].isna().all():
+        return
+    floors = data.groupby(schema.DATASET, dropna=False)[column].mean().dropna()
+    for dataset, value in floors.items():
+        name = FLOOR_LABEL if len(floors) == 1 else f"{FLOOR_LABEL} ({dataset})"
+        ax.axhline(value, color="0.35", linestyle="--", linewidth=1, label=name)
 
 
 def _figure(rows: int, cols: int, width: float, height: float) -> tuple[Figure, list[list]]:

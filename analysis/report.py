@@ -23,6 +23,14 @@ from pathlib import Path
 import pandas as pd
 
 from analysis import plots
+from analysis.floors import (
+    FLOOR_LABEL,
+    floor_by_row,
+    floor_table,
+    floored_metrics,
+    with_floor_column,
+    within_floor_sentence,
+)
 from analysis.load import load_results
 from analysis.render import latex_escape, to_html, to_latex, to_markdown
 from analysis.tables import (
@@ -212,13 +220,30 @@ def _quality_section(df: pd.DataFrame, rows: list[str], quality: list[str],
             + ", ".join(f"`{m}`" for m in QUALITY_METRICS)
             + " are empty. They are filled by `suite.metrics` at each milestone; results "
               "written before the metrics landed have none."))
+    floored = floored_metrics(df, quality)
+    if floored:
+        section.add(Text(
+            f"Beside each number, its {FLOOR_LABEL}: the same metric between two disjoint "
+            "real subsets of the eval split (`n_floor` images each), what a perfect generator "
+            "would score. An FD or KID at or below its floor cannot be told from real data by "
+            "that backbone at that n. `*_inf` columns are FD extrapolated to infinitely many "
+            "generated samples (FD = FD_inf + c/n fitted at 5 sizes from n/5 to n)."))
+        section.add(Table(floor_table(df, quality), "Noise floors (real vs real) per dataset, "
+                                                    "eval split and n_floor"))
     for metric in quality:
         direction = "lower" if better_is_lower(metric) else "higher"
-        table = compare(df, rows, [schema.UPSAMPLING], metric)
-        section.add(Table(format_mean_std(table),
-                          f"`{metric}` at the final epoch ({direction} is better)"))
+        table = format_mean_std(compare(df, rows, [schema.UPSAMPLING], metric))
+        caption = f"`{metric}` at the final epoch ({direction} is better)"
+        if metric in floored:
+            table = with_floor_column(table, floor_by_row(df, rows, metric))
+            caption += f"; last column: its {FLOOR_LABEL}"
+        section.add(Table(table, caption))
+        sentence = within_floor_sentence(df, metric, rows)
+        if sentence:
+            section.add(Text(sentence))
         _add_plot(section, lambda m=metric: plots.plot_metric_vs_epoch(
-            df, m, fig_dir / f"epochs_{m}.png"), f"`{metric}` against epoch")
+            df, m, fig_dir / f"epochs_{m}.png"), f"`{metric}` against epoch"
+            + (f" (dashed: its {FLOOR_LABEL})" if metric in floored else ""))
     if missing:
         section.add(Text("No data for: " + ", ".join(f"`{m}`" for m in missing) + "."))
     return section

@@ -25,11 +25,13 @@ STATS = ("mean", "std", "n")
 
 # Sample-quality metrics, most useful first (the first available one is "primary").
 QUALITY_METRICS: tuple[str, ...] = (
-    schema.FD_DOMAIN, schema.FID_INCEPTION, schema.KID_DOMAIN, schema.KID_INCEPTION,
+    schema.FD_DOMAIN, schema.FID_INCEPTION, schema.FD_DOMAIN_INF, schema.FID_INCEPTION_INF,
+    schema.KID_DOMAIN, schema.KID_INCEPTION,
     schema.PRECISION_DOMAIN, schema.RECALL_DOMAIN, schema.PRECISION_INCEPTION,
-    schema.RECALL_INCEPTION, schema.INCEPTION_SCORE, schema.SPECTRAL_DISTANCE,
-    schema.CHECKERBOARD_SCORE, schema.CLASS_ACCURACY, schema.INTRA_CLASS_FD,
-    schema.TEST_ELBO, schema.TEST_RECON_ERROR,
+    schema.RECALL_INCEPTION, schema.DENSITY_DOMAIN, schema.COVERAGE_DOMAIN,
+    schema.DENSITY_INCEPTION, schema.COVERAGE_INCEPTION, schema.INCEPTION_SCORE,
+    schema.SPECTRAL_DISTANCE, schema.CHECKERBOARD_SCORE, schema.CLASS_ACCURACY, schema.CAS,
+    schema.INTRA_CLASS_FD, schema.TEST_ELBO, schema.TEST_RECON_ERROR,
 )
 
 # Which way is better, for metrics where the caller does not say.
@@ -41,6 +43,9 @@ LOWER_IS_BETTER: dict[str, bool] = {
     schema.PRECISION_INCEPTION: False, schema.RECALL_INCEPTION: False,
     schema.INCEPTION_SCORE: False, schema.CLASS_ACCURACY: False,
     schema.TEST_ELBO: False, schema.ELBO: False,  # a bound on log-likelihood: higher is better
+    schema.FD_DOMAIN_INF: True, schema.FID_INCEPTION_INF: True,
+    schema.DENSITY_DOMAIN: False, schema.COVERAGE_DOMAIN: False,
+    schema.DENSITY_INCEPTION: False, schema.COVERAGE_INCEPTION: False, schema.CAS: False,
     schema.IMAGES_PER_SEC: False, schema.IMAGES_PER_SEC_PER_WORKER: False,
     schema.LOSS_G: True, schema.LOSS_D: True, schema.LOSS_RECON: True, schema.LOSS_KL: True,
     schema.STEP_TIME_P50_MS: True, schema.STEP_TIME_P95_MS: True, schema.EPOCH_TIME_S: True,

@@ -3,7 +3,8 @@
 Everything lives under `${GENBENCH_CACHE:-~/.cache/genbench}`:
 
     <backbone>/...                            a backbone's own files (e.g. trained weights)
-    reference/<key naming every choice>.npz   real-data statistics and features (here)
+    reference/<key naming every choice>.npz   real-data statistics, features, k-NN radii
+                                              and the real-vs-real floor (here)
 
 Files are written with the project's one atomic writer (suite.atomic.write_atomic:
 a temporary name in the same directory, fsync, rename), so a reader never sees
@@ -23,17 +24,20 @@ import json
 import os
 import re
 from collections.abc import Callable, Iterator
-from dataclasses import asdict, dataclass
+from dataclasses import asdict, dataclass, field
 from pathlib import Path
 
 import numpy as np
 
 from suite.atomic import write_atomic
 from suite.metrics.fid import GaussianStats, PreparedReference, features_to_stats, prepare_reference
+from suite.metrics.precision_recall import features_to_knn_radii
 
 CACHE_ENV = "GENBENCH_CACHE"
 REFERENCE_DIR = "reference"
-REFERENCE_FORMAT = 1
+# 2: k-NN radii and the real-vs-real floor are stored with the statistics (format-1 files
+# hold neither, so their key no longer matches and they are recomputed, never misread).
+REFERENCE_FORMAT = 2
 # Real features kept for KID and precision/recall: all of them up to this many
 # (10k x 2048 float32 Inception features are 80 MB); the Gaussian statistics
 # always use all n images.
@@ -100,11 +104,13 @@ class ReferenceKey:
     weights_id: str
     n: int
     resize: str
-    data_hash: str  # of the n images (and labels) actually used
+    data_hash: str  # of the n images (and labels) actually used, and the floor's images
+    protocol: str = ""  # the metric settings behind the cached radii and floor
 
     def filename(self) -> str:
         readable = "_".join(safe_name(part) for part in (
-            self.dataset, self.split, self.backbone, self.weights_id, f"n{self.n}", self.resize))
+            self.dataset, self.split, self.backbone, self.weights_id, f"n{self.n}", self.resize,
+            f"f{REFERENCE_FORMAT}"))
         return f"{readable[:180]}_{self.data_hash[:16]}.npz"
 
     def to_json(self) -> str:
@@ -113,21 +119,30 @@ class ReferenceKey:
 
 @dataclass(frozen=True, eq=False)
 class RealReference:
-    """The real side of every metric: statistics, the prepared FD reference, features."""
+    """The real side of every metric: statistics, the prepared FD reference, features,
+    their k-NN radii, and the real-vs-real noise floor of each metric."""
 
     stats: GaussianStats
     prepared: PreparedReference
     features: np.ndarray  # (min(n, REAL_FEATURE_CAP), d) float32
     labels: np.ndarray | None  # class labels of those features, when the data has them
+    radii: np.ndarray | None = None  # squared k-NN radii of `features`, k = `neighbours`
+    neighbours: int = 0  # 0: no radii stored
+    floor: dict[str, float] = field(default_factory=dict)  # metric -> real-vs-real value
+    n_floor: int = 0  # images in each of the floor's two real subsets (0: no floor)
 
 
-def features_to_reference(features: np.ndarray, labels: np.ndarray | None) -> RealReference:
+def features_to_reference(features: np.ndarray, labels: np.ndarray | None,
+                          neighbours: int = 0) -> RealReference:
     """Statistics over all features; the stored feature subset is rounded to float32
-    here, so a freshly computed reference equals one read back from disk."""
+    here, so a freshly computed reference equals one read back from disk. With
+    `neighbours` > 0, the k-NN radii of that subset are computed once, here."""
     stats = features_to_stats(features)
     kept = np.asarray(features[:REAL_FEATURE_CAP], dtype=np.float32)
+    radii = features_to_knn_radii(kept, neighbours) if 0 < neighbours < len(kept) else None
     return RealReference(stats=stats, prepared=prepare_reference(stats), features=kept,
-                         labels=None if labels is None else np.asarray(labels[:REAL_FEATURE_CAP]))
+                         labels=None if labels is None else np.asarray(labels[:REAL_FEATURE_CAP]),
+                         radii=radii, neighbours=neighbours if radii is not None else 0)
 
 
 def reference_path(key: ReferenceKey) -> Path:
@@ -139,10 +154,15 @@ def save_reference(path: Path, key: ReferenceKey, ref: RealReference) -> None:
         "key_json": np.array(key.to_json()),
         "mu": ref.stats.mu, "sigma": ref.stats.sigma, "n": np.array(ref.stats.n),
         "trace_sigma": np.array(ref.prepared.trace_sigma), "sqrt_factor": ref.prepared.sqrt_factor,
-        "features": ref.features,
+        "features": ref.features, "neighbours": np.array(ref.neighbours),
+        "floor_names": np.array(sorted(ref.floor), dtype=np.str_),
+        "floor_values": np.array([ref.floor[m] for m in sorted(ref.floor)], dtype=np.float64),
+        "n_floor": np.array(ref.n_floor),
     }
     if ref.labels is not None:
         arrays["labels"] = ref.labels
+    if ref.radii is not None:
+        arrays["radii"] = ref.radii
 
     def write(tmp: Path) -> None:
         with open(tmp, "wb") as f:  # a file object: np.savez would append .npz to a name
@@ -161,8 +181,13 @@ def load_reference(path: Path, key: ReferenceKey) -> RealReference | None:
             prepared = PreparedReference(mu=stats.mu, trace_sigma=float(f["trace_sigma"]),
                                          sqrt_factor=f["sqrt_factor"], n=stats.n)
             labels = f["labels"] if "labels" in f.files else None
+            radii = f["radii"] if "radii" in f.files else None
+            floor = {str(m): float(v) for m, v in zip(f["floor_names"], f["floor_values"],
+                                                      strict=True)}
             return RealReference(stats=stats, prepared=prepared, features=f["features"],
-                                 labels=labels)
+                                 labels=labels, radii=radii,
+                                 neighbours=int(f["neighbours"]) if radii is not None else 0,
+                                 floor=floor, n_floor=int(f["n_floor"]))
     except (OSError, KeyError, ValueError):
         return None
 
@@ -171,10 +196,12 @@ _LOADED: dict[ReferenceKey, RealReference] = {}
 
 
 def load_or_compute_reference(
-    key: ReferenceKey, compute: Callable[[], tuple[np.ndarray, np.ndarray | None]]
+    key: ReferenceKey,
+    compute: Callable[[], RealReference | tuple[np.ndarray, np.ndarray | None]],
 ) -> RealReference:
     """The reference for `key`: from this process, else the disk cache, else `compute()`
-    (real features and labels), which is then cached. One process computes; others wait."""
+    (a RealReference, or real features and labels), which is then cached. One process
+    computes; others wait."""
     if key in _LOADED:
         return _LOADED[key]
     path = reference_path(key)
@@ -183,7 +210,9 @@ def load_or_compute_reference(
         with file_lock(path):
             ref = load_reference(path, key) if path.exists() else None
             if ref is None:
-                ref = features_to_reference(*compute())
+                computed = compute()
+                ref = (computed if isinstance(computed, RealReference)
+                       else features_to_reference(*computed))
                 save_reference(path, key, ref)
     _LOADED[key] = ref
     return ref

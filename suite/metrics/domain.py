@@ -7,10 +7,11 @@ training split works offline, and its penultimate layer (128-d) gives a
 Frechet distance in the data's own terms (`fd_domain`); its logits score
 whether a conditional model drew the class it was asked for.
 
-Training is seeded (initialisers, dropout, shuffling and augmentation) and
-takes a fixed number of steps whatever the dataset size, about 30-60 s on 2
-CPU cores. The weights are cached under `$GENBENCH_CACHE/domain/`, keyed by a
-hash of the training data and of this architecture's version, so each dataset
+Training is seeded (initialisers, dropout, shuffling and augmentation) and in
+proportion to the data (suite/metrics/classifier.py: 20 passes, at most 800
+steps), about 30-60 s on 2 CPU cores for 8,000 images. The weights are cached
+under `$GENBENCH_CACHE/domain/`, keyed by a hash of the training data and of
+the whole recipe (architecture version included), so each dataset
 is trained once per machine; concurrent processes wait for the one training.
 `BACKBONE` (at the end) describes it to the registry and to evaluation.
 Measured on the 8000/2000 holdout of ../shared/data (accuracy on the eval
@@ -21,7 +22,7 @@ from __future__ import annotations
 
 import json
 import time
-from dataclasses import asdict, dataclass
+from dataclasses import asdict
 from pathlib import Path
 
 import numpy as np
@@ -32,116 +33,42 @@ from suite.data import ImageData
 from suite.errors import GenbenchError
 from suite.metrics.backbone import LOGITS_DATASET, BackboneColumns, BackboneInfo
 from suite.metrics.cache import arrays_to_hash, cache_root, file_lock, file_to_hash, safe_name
-from suite.metrics.extractor import FeatureExtractor, KerasFeatureExtractor, seeded_construction
+from suite.metrics.classifier import (
+    DEFAULT_CONFIG,
+    FEATURE_LAYER,
+    ClassifierConfig,
+    build_classifier,
+    classifier_accuracy,
+    train_classifier,
+)
+from suite.metrics.extractor import FeatureExtractor, KerasFeatureExtractor
 
 DOMAIN_DIR = "domain"
 RESIZE_METHOD = "none (native resolution)"
-FEATURE_LAYER = "features"
 
-
-@dataclass(frozen=True)
-class DomainClassifierConfig:
-    """Architecture and training recipe; any change needs a new `version`
-    (it is part of the cache key and of the weights id)."""
-
-    version: str = "v1"
-    conv_widths: tuple[int, ...] = (32, 64, 128)  # 3x3 conv + BN + ReLU, max-pool between
-    feature_dim: int = 128  # the penultimate layer: the FD features
-    dropout: float = 0.3
-    steps: int = 800
-    batch_size: int = 128
-    lr: float = 2e-3  # Adam, cosine decay to 0 over `steps`
-    max_shift: int = 2  # augmentation: random translation by up to this many pixels
-    flip_colour_images: bool = True  # augmentation: horizontal flips, for RGB data only
-    bn_momentum: float = 0.9  # fast-moving BN statistics: the run is only 800 steps
-    seed: int = 0
-
-
-DEFAULT_CONFIG = DomainClassifierConfig()
+# The architecture and recipe live in classifier.py (the classification accuracy score
+# trains the same network on generated samples); these names are the backbone's.
+DomainClassifierConfig = ClassifierConfig
 
 
 def build_domain_network(image_shape: tuple[int, int, int], num_classes: int,
-                         config: DomainClassifierConfig = DEFAULT_CONFIG):
+                         config: ClassifierConfig = DEFAULT_CONFIG):
     """image in [0, 1] -> (penultimate features, class logits), every initialiser seeded."""
-    import keras
-    from keras import layers
-
-    def he(i: int):
-        return keras.initializers.HeNormal(seed=config.seed * 1000 + i)
-
-    with seeded_construction(config.seed):
-        image = keras.Input(image_shape, name="image")
-        x = image
-        for i, width in enumerate(config.conv_widths):
-            x = layers.Conv2D(width, 3, padding="same", use_bias=False, kernel_initializer=he(i),
-                              name=f"conv{i + 1}")(x)
-            x = layers.BatchNormalization(momentum=config.bn_momentum, name=f"bn{i + 1}")(x)
-            x = layers.ReLU()(x)
-            if i < len(config.conv_widths) - 1:
-                x = layers.MaxPooling2D()(x)
-        x = layers.Flatten()(x)
-        features = layers.Dense(config.feature_dim, activation="relu", kernel_initializer=he(99),
-                                name=FEATURE_LAYER)(x)
-        dropped = layers.Dropout(config.dropout, seed=config.seed + 7)(features)
-        logits = layers.Dense(num_classes, kernel_initializer=keras.initializers.GlorotUniform(
-            seed=config.seed + 11), name="logits")(dropped)
-        return keras.Model(image, [features, logits], name="domain_classifier")
-
-
-def augment(x: np.ndarray, rng: np.random.Generator, max_shift: int, flip: bool) -> np.ndarray:
-    """Random translations (zero padding) and optional horizontal flips of a batch."""
-    n, h, w, _ = x.shape
-    if max_shift:
-        padded = np.pad(x, ((0, 0), (max_shift, max_shift), (max_shift, max_shift), (0, 0)))
-        dy = rng.integers(0, 2 * max_shift + 1, n)
-        dx = rng.integers(0, 2 * max_shift + 1, n)
-        rows = (dy[:, None] + np.arange(h))[:, :, None]
-        cols = (dx[:, None] + np.arange(w))[:, None, :]
-        x = padded[np.arange(n)[:, None, None], rows, cols]
-    if flip:
-        flipped = rng.random(n) < 0.5
-        x[flipped] = x[flipped, :, ::-1]
-    return x
+    return build_classifier(image_shape, num_classes, config)
 
 
 def train_domain_network(x_train: np.ndarray, y_train: np.ndarray, num_classes: int,
-                         config: DomainClassifierConfig = DEFAULT_CONFIG):
-    """Train a fresh classifier on uint8 images for `config.steps` steps; return it."""
-    import keras
-
-    network = build_domain_network(tuple(x_train.shape[1:]), num_classes, config)
-    trainer = keras.Model(network.input, network.outputs[1])
-    schedule = keras.optimizers.schedules.CosineDecay(config.lr, config.steps)
-    trainer.compile(optimizer=keras.optimizers.Adam(schedule),
-                    loss=keras.losses.SparseCategoricalCrossentropy(from_logits=True))
-    rng = np.random.default_rng([config.seed, 0xD0])
-    flip = config.flip_colour_images and x_train.shape[-1] == 3
-    steps_per_pass = len(x_train) // config.batch_size
-    if steps_per_pass < 1:
-        raise GenbenchError(f"{len(x_train)} training images are too few to train the domain "
-                            f"classifier (one batch is {config.batch_size})")
-    done = 0
-    while done < config.steps:  # passes over a fresh permutation, augmented anew
-        steps = min(steps_per_pass, config.steps - done)
-        idx = rng.permutation(len(x_train))[: steps * config.batch_size]
-        images = augment(x_train[idx].astype(np.float32) / 255.0, rng, config.max_shift, flip)
-        trainer.fit(images, y_train[idx].astype(np.int32), batch_size=config.batch_size,
-                    epochs=1, shuffle=False, verbose=0)
-        done += steps
-    return network
+                         config: ClassifierConfig = DEFAULT_CONFIG):
+    """Train a fresh classifier on uint8 images, in proportion to their number; return it."""
+    return train_classifier(x_train, y_train, num_classes, config)
 
 
 def network_to_accuracy(network, x: np.ndarray, y: np.ndarray, batch: int = 500) -> float:
     """Top-1 accuracy on uint8 images."""
-    hits = 0
-    for start in range(0, len(x), batch):
-        images = x[start:start + batch].astype(np.float32) / 255.0
-        logits = network(images, training=False)[1]
-        hits += int((np.argmax(np.asarray(logits), axis=1) == y[start:start + batch]).sum())
-    return hits / len(x)
+    return classifier_accuracy(network, x, y, batch)
 
 
-def domain_cache_name(data: ImageData, config: DomainClassifierConfig = DEFAULT_CONFIG
+def domain_cache_name(data: ImageData, config: ClassifierConfig = DEFAULT_CONFIG
                       ) -> tuple[str, str]:
     """(file stem, data hash): the cache entry for this training data and recipe."""
     recipe = json.dumps(asdict(config), sort_keys=True).encode()
@@ -149,14 +76,14 @@ def domain_cache_name(data: ImageData, config: DomainClassifierConfig = DEFAULT_
     return f"{safe_name(data.name)}-{config.version}-{data_hash[:16]}", data_hash
 
 
-def domain_weights_path(data: ImageData, config: DomainClassifierConfig = DEFAULT_CONFIG
+def domain_weights_path(data: ImageData, config: ClassifierConfig = DEFAULT_CONFIG
                         ) -> Path:
     """Where the classifier for this training data and recipe is cached."""
     return cache_root() / DOMAIN_DIR / f"{domain_cache_name(data, config)[0]}.weights.h5"
 
 
 def load_or_train_domain_network(data: ImageData,
-                                 config: DomainClassifierConfig = DEFAULT_CONFIG):
+                                 config: ClassifierConfig = DEFAULT_CONFIG):
     """(network, metadata) for `data`: from the cache, else trained once and cached.
 
     Training happens under a file lock; processes that arrive meanwhile wait and
@@ -184,7 +111,7 @@ def load_or_train_domain_network(data: ImageData,
     return network, meta
 
 
-def _train_once(data: ImageData, config: DomainClassifierConfig, path: Path, meta_path: Path):
+def _train_once(data: ImageData, config: ClassifierConfig, path: Path, meta_path: Path):
     """Train and cache under the lock, unless another process did meanwhile (then None)."""
     with file_lock(path):
         if path.exists():
@@ -192,7 +119,7 @@ def _train_once(data: ImageData, config: DomainClassifierConfig, path: Path, met
         return _train_and_save(data, config, path, meta_path)
 
 
-def _train_and_save(data: ImageData, config: DomainClassifierConfig, path: Path,
+def _train_and_save(data: ImageData, config: ClassifierConfig, path: Path,
                     meta_path: Path):
     started = time.perf_counter()
     network = train_domain_network(data.x_train, data.y_train, data.num_classes, config)

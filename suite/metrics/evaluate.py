@@ -10,9 +10,17 @@ resize method):
 - real: the first n_real = min(n_samples, len(eval split)) images of the
   dataset's eval split (already in a fixed random order), never the training
   images; their features and statistics are cached per backbone;
-- per backbone, into the columns its BackboneInfo declares: Frechet distance,
-  KID (mean, std over 100 subsets of min(1000, n/2) so that subsets differ),
-  precision and recall (k=3), and its weights id;
+- per backbone, into the columns its BackboneInfo declares (suite/metrics/scores.py):
+  Frechet distance, KID (mean, std over 100 subsets of min(1000, n/2) so that
+  subsets differ), precision, recall, density and coverage (k=3, from one set of
+  k-NN balls), FD_inf (FD at 5 fake subset sizes from n/5 to n, extrapolated by
+  FD = FD_inf + c/n), and its weights id;
+- beside each of FD, KID, precision, recall, density and coverage, its real-vs-real
+  noise floor: the same score between two disjoint real subsets of the eval
+  split, n_floor = min(n_real, len(eval split) // 2) images each, computed once
+  with the reference statistics and cached with them;
+- with `eval.cas: true`, for conditional models: the classification accuracy
+  score (suite/metrics/cas.py);
 - backbones whose logits are ImageNet-style classes: the Inception Score of
   the fake samples (NaN when the weights have no classifier top);
 - backbones whose logits are the dataset's own classes, for conditional
@@ -33,6 +41,7 @@ from __future__ import annotations
 
 import math
 from collections.abc import Mapping
+from dataclasses import replace
 from typing import Any
 
 import numpy as np
@@ -50,19 +59,30 @@ from suite.metrics.cache import (
     RealReference,
     ReferenceKey,
     arrays_to_hash,
+    features_to_reference,
     load_or_compute_reference,
 )
+from suite.metrics.cas import cas_columns
 from suite.metrics.fid import features_to_stats, prepare_reference, stats_to_fd
 from suite.metrics.inception_score import logits_to_inception_score
-from suite.metrics.kid import features_to_kid
-from suite.metrics.precision_recall import features_to_precision_recall
+from suite.metrics.scores import (
+    KID_SEED,
+    KID_SUBSET_SIZE,
+    KID_SUBSETS,
+    PR_NEIGHBOURS,
+    SCORES_PROTOCOL,
+    features_to_floor,
+    kid_subset_size,
+    plan_floor,
+    reference_to_scores,
+)
 from suite.metrics.spectral import checkerboard_score, spectral_distance
 
+__all__ = ["KID_SEED", "KID_SUBSETS", "KID_SUBSET_SIZE", "PR_NEIGHBOURS", "backbone_columns",
+           "evaluate_milestone", "kid_subset_size", "real_reference", "sample_column_names",
+           "sample_columns"]
+
 NOISE_SALT = 0xE7A1  # separates evaluation noise from the sample-grid noise
-KID_SUBSETS = 100
-KID_SUBSET_SIZE = 1000
-KID_SEED = 0
-PR_NEIGHBOURS = 3
 IS_SPLITS = 10
 
 
@@ -106,10 +126,13 @@ def _evaluate(model, data: ImageData, trial, backbones: Mapping[str, FeatureExtr
         if backbone.info.columns.protocol is not None:  # e.g. fid_protocol
             row[backbone.info.columns.protocol] = backbone.describe_protocol(
                 n_real, n_fake, data.eval_split)
-    if np.isfinite(fake).all():
+    finite = bool(np.isfinite(fake).all())
+    if finite:
         row.update(sample_columns(fake, labels, real, real_labels, data, backbones))
     else:  # recorded, not raised: the row says the samples were unusable
         row.update(dict.fromkeys(sample_column_names(backbones, conditional), math.nan))
+    if getattr(spec, "cas", False):
+        row.update(cas_columns(fake if finite else None, labels, data, seed=(trial.seed, epoch)))
     if model_family(trial.model) == "vae":
         row.update(vae_columns(model, data.x_eval[:n_real], real_labels if conditional else None,
                                spec.batch_size, seed=(trial.seed, epoch)))
@@ -123,10 +146,12 @@ def sample_columns(fake: np.ndarray, labels: np.ndarray | None, real: np.ndarray
     row = {schema.SPECTRAL_DISTANCE: spectral_distance(fake, real),
            schema.CHECKERBOARD_SCORE: checkerboard_score(fake, real)}
     for name, backbone in backbones.items():
-        reference = real_reference(backbone, name, data, real, real_labels)
+        reference = real_reference(backbone, name, data, len(real))
         fake_features, fake_logits = backbone.images_to_outputs(fake)
         row.update(backbone_columns(backbone.info, reference, fake_features))
         row.update(logits_columns(backbone.info, fake_features, fake_logits, labels, reference))
+        if backbone.info.columns.floors:
+            row[schema.N_FLOOR] = reference.n_floor
     return row
 
 
@@ -135,7 +160,9 @@ def sample_column_names(backbones: Mapping[str, FeatureExtractor],
     """The columns `sample_columns` fills for these backbones and this kind of model."""
     names = [schema.SPECTRAL_DISTANCE, schema.CHECKERBOARD_SCORE]
     for backbone in backbones.values():
-        names += backbone.info.column_names(conditional)
+        names += backbone.info.column_names(conditional) + backbone.info.columns.qualified
+    if any(backbone.info.columns.floors for backbone in backbones.values()):
+        names.append(schema.N_FLOOR)
     return names
 
 
@@ -154,34 +181,50 @@ def generate_images(model, noise: np.ndarray, labels: np.ndarray | None,
     return np.concatenate(out)
 
 
-def real_reference(backbone: FeatureExtractor, name: str, data: ImageData, real: np.ndarray,
-                   real_labels: np.ndarray | None) -> RealReference:
-    """The cached real-side statistics and features for this backbone and eval subset."""
+def real_reference(backbone: FeatureExtractor, name: str, data: ImageData,
+                   n_real: int) -> RealReference:
+    """The cached real side for this backbone: statistics, features and k-NN radii of the
+    first n_real eval images, and the real-vs-real floor (suite/metrics/scores.py).
+
+    The images are pushed through the backbone once: the reference's and the
+    floor's (the same ones when the reference is the whole split).
+    """
+    plan = plan_floor(len(data.x_eval), n_real)
+    extra = np.setdiff1d(plan.indices, np.arange(n_real))  # floor images beyond the reference
+    needed = np.concatenate([np.arange(n_real), extra])
+    labels = None if data.y_eval is None else data.y_eval[:n_real]
     key = ReferenceKey(dataset=data.name, split=data.eval_split, backbone=name,
-                       weights_id=backbone.weights_id, n=len(real),
-                       resize=backbone.resize_method,
-                       data_hash=arrays_to_hash(real, real_labels))
-    return load_or_compute_reference(key, lambda: (backbone.images_to_features(real), real_labels))
+                       weights_id=backbone.weights_id, n=n_real, resize=backbone.resize_method,
+                       data_hash=arrays_to_hash(data.x_eval[:n_real], labels, data.x_eval[extra],
+                                                plan.indices),
+                       protocol=SCORES_PROTOCOL)
 
+    def compute() -> RealReference:
+        images = data.x_eval[needed].astype(np.float32) / 255.0
+        features = backbone.images_to_features(images)
+        reference = features_to_reference(features[:n_real], labels, neighbours=PR_NEIGHBOURS)
+        position = np.empty(len(data.x_eval), dtype=np.int64)
+        position[needed] = np.arange(len(needed))
+        floor = features_to_floor(features[position[plan.first]], features[position[plan.second]])
+        return replace(reference, floor=floor, n_floor=plan.n_floor)
 
-def kid_subset_size(n_real: int, n_fake: int) -> int:
-    """At most 1000 (the KID paper's), and at most half the smaller set so subsets differ."""
-    return max(2, min(KID_SUBSET_SIZE, min(n_real, n_fake) // 2))
+    return load_or_compute_reference(key, compute)
 
 
 def backbone_columns(info: BackboneInfo, reference: RealReference,
                      fake_features: np.ndarray) -> dict[str, float]:
-    """FD, KID (mean, std), precision and recall of fake against real features."""
-    fd_col, kid_col, kid_std_col, precision_col, recall_col = info.columns.distribution
-    fd = stats_to_fd(features_to_stats(fake_features), reference.prepared)
-    kid, kid_std = features_to_kid(reference.features, fake_features, n_subsets=KID_SUBSETS,
-                                   subset_size=kid_subset_size(len(reference.features),
-                                                               len(fake_features)),
-                                   seed=KID_SEED)
-    precision, recall = features_to_precision_recall(reference.features, fake_features,
-                                                     k=PR_NEIGHBOURS)
-    return {fd_col: fd, kid_col: kid, kid_std_col: kid_std, precision_col: precision,
-            recall_col: recall}
+    """FD, KID (mean, std), precision, recall, density, coverage and FD_inf of fake
+    against real features, and the floors: the columns the backbone declares."""
+    columns = info.columns
+    scores = reference_to_scores(reference, fake_features, fd_inf=columns.fd_inf is not None)
+    row = dict(zip(columns.distribution, (scores["fd"], scores["kid"], scores["kid_std"],
+                                          scores["precision"], scores["recall"]), strict=True))
+    for metric in ("density", "coverage", "fd_inf"):
+        if getattr(columns, metric) is not None:
+            row[getattr(columns, metric)] = scores[metric]
+    for metric, column in columns.floors.items():
+        row[column] = reference.floor.get(metric, math.nan)
+    return row
 
 
 def logits_columns(info: BackboneInfo, fake_features: np.ndarray,
