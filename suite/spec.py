@@ -53,6 +53,7 @@ class EvalSpec:
     n_samples: int = 10000
     backbones: tuple[str, ...] = ("domain",)
     batch_size: int = 500
+    cas: bool = False  # classification accuracy score of conditional models (trains a network)
 
 
 @dataclass(frozen=True)
@@ -97,6 +98,8 @@ class Trial:
         d.pop("index")
         d["milestones"] = list(self.milestones)
         d["eval"]["backbones"] = list(self.eval.backbones)
+        if not self.eval.cas:  # the default leaves trial ids as they were before the key
+            del d["eval"]["cas"]
         return d
 
     def to_json(self) -> str:
@@ -154,6 +157,7 @@ EVAL_FIELDS: dict[str, Callable[[Any], Any]] = {
     "n_samples": sv.eval_samples,
     "batch_size": sv.whole_number(1, 10_000),
     "backbones": sv.backbone_names,  # names in suite.metrics.features.BACKBONES
+    "cas": sv.flag,
 }
 
 

@@ -66,6 +66,12 @@ def number(high: float) -> Callable[[Any], float]:
     return check
 
 
+def flag(value: Any) -> bool:
+    if not isinstance(value, bool):
+        raise Invalid(f"must be true or false, got {quote(value)}", "write `true` or `false`")
+    return value
+
+
 def optional(check: Callable[[Any], Any]) -> Callable[[Any], Any]:
     return lambda value: None if value is None else check(value)
 
@@ -139,5 +145,3 @@ def validate(check: Callable[[Any], Any], value: Any, source: str, field: str) -
     except ValueError as exc:
         raise SpecError(source, field, clip(str(exc)), "see the sweep file format in README.md") \
             from None
-
-
