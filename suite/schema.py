@@ -129,6 +129,15 @@ PRECISION_INCEPTION_FLOOR = "precision_inception_floor"
 RECALL_INCEPTION_FLOOR = "recall_inception_floor"
 DENSITY_INCEPTION_FLOOR = "density_inception_floor"
 COVERAGE_INCEPTION_FLOOR = "coverage_inception_floor"
+DENSITY_INCEPTION_KERAS = "density_inception_keras"
+COVERAGE_INCEPTION_KERAS = "coverage_inception_keras"
+FID_INCEPTION_KERAS_INF = "fid_inception_keras_inf"
+FID_INCEPTION_KERAS_FLOOR = "fid_inception_keras_floor"
+KID_INCEPTION_KERAS_FLOOR = "kid_inception_keras_floor"
+PRECISION_INCEPTION_KERAS_FLOOR = "precision_inception_keras_floor"
+RECALL_INCEPTION_KERAS_FLOOR = "recall_inception_keras_floor"
+DENSITY_INCEPTION_KERAS_FLOOR = "density_inception_keras_floor"
+COVERAGE_INCEPTION_KERAS_FLOOR = "coverage_inception_keras_floor"
 N_FLOOR = "n_floor"  # images in each of the two real subsets behind the floors
 CAS = "cas"  # classification accuracy score (conditional models, eval.cas: true)
 CAS_PROTOCOL = "cas_protocol"
@@ -233,6 +242,15 @@ COLUMN_TYPES: dict[str, str] = {
     RECALL_INCEPTION_FLOOR: "float",
     DENSITY_INCEPTION_FLOOR: "float",
     COVERAGE_INCEPTION_FLOOR: "float",
+    DENSITY_INCEPTION_KERAS: "float",
+    COVERAGE_INCEPTION_KERAS: "float",
+    FID_INCEPTION_KERAS_INF: "float",
+    FID_INCEPTION_KERAS_FLOOR: "float",
+    KID_INCEPTION_KERAS_FLOOR: "float",
+    PRECISION_INCEPTION_KERAS_FLOOR: "float",
+    RECALL_INCEPTION_KERAS_FLOOR: "float",
+    DENSITY_INCEPTION_KERAS_FLOOR: "float",
+    COVERAGE_INCEPTION_KERAS_FLOOR: "float",
     N_FLOOR: "float",  # a count, but NaN (like the floors) when the samples were unusable
     CAS: "float",
     CAS_PROTOCOL: "str",
