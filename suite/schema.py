@@ -52,6 +52,24 @@ STEPS = "steps"
 WARMUP_STEPS = "warmup_steps"
 EVAL_TIME_S = "eval_time_s"
 
+# --- training loop and precision (issue 12) -------------------------------------------
+# The trainer runs K steps per compiled call and reads the host once per call, so
+# images_per_sec comes from call times, and step_time_p50_ms / _p95_ms are percentiles of
+# per-step averages within a call (each step counts as its call's seconds / K). Warm-up
+# is the first calls (one step each) of every process.
+STEPS_PER_CALL = "steps_per_call"  # K the row's process trained with (auto: its choice)
+STEPS_PER_CALL_SETTING = "steps_per_call_setting"  # the axis value: "auto" or the number
+PRECISION = "precision"  # fp32 | mixed_bfloat16 | mixed_float16 (metrics are always fp32)
+# The epoch's whole wall time: from the end of the previous epoch's row (or from when this
+# process took up the trial: data, model and backbone setup, checkpoint restore) to the
+# end of its last call. Minus its calls' time, that is what step-based figures leave out.
+EPOCH_WALL_S = "epoch_wall_s"
+WALL_TIME_S = "wall_time_s"  # epoch_wall_s summed over every epoch so far (all processes)
+# Diverged rows: the steps (1-based, within the row's epoch) of the call whose loss went
+# non-finite; the error names the first non-finite step itself.
+NONFINITE_STEPS_FROM = "nonfinite_steps_from"
+NONFINITE_STEPS_TO = "nonfinite_steps_to"
+
 # --- model size ---------------------------------------------------------------
 PARAMS_TOTAL = "params_total"
 PARAMS_GENERATOR = "params_generator"
@@ -184,6 +202,13 @@ COLUMN_TYPES: dict[str, str] = {
     STEPS: "int",
     WARMUP_STEPS: "int",
     EVAL_TIME_S: "float",
+    STEPS_PER_CALL: "int",
+    STEPS_PER_CALL_SETTING: "str",
+    PRECISION: "str",
+    EPOCH_WALL_S: "float",
+    WALL_TIME_S: "float",
+    NONFINITE_STEPS_FROM: "int",
+    NONFINITE_STEPS_TO: "int",
     PARAMS_TOTAL: "int",
     PARAMS_GENERATOR: "int",
     PARAMS_DISCRIMINATOR: "int",
@@ -286,4 +311,5 @@ LOSS_COLUMNS: tuple[str, ...] = (LOSS_G, LOSS_D, ELBO, LOSS_RECON, LOSS_KL)
 CONFIG_COLUMNS: tuple[str, ...] = (
     DATASET, MODEL, UPSAMPLING, KERNEL_SIZE, LATENT_DIM, EPOCHS, SEED,
     BATCH_SIZE, GLOBAL_BATCH_SIZE, WORKERS, LR, LR_SCALING, MAX_TRAIN_IMAGES,
+    STEPS_PER_CALL_SETTING, PRECISION,
 )

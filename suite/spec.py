@@ -27,6 +27,7 @@ from typing import Any
 from suite import sweep_values as sv
 from suite.errors import SpecError
 from suite.models import MODELS, UPSAMPLERS
+from suite.models.precision import PRECISIONS
 from suite.sweep_yaml import (  # noqa: F401  (builtin_sweeps, read_sweep_text: re-exported)
     CONFIGS_PACKAGE,
     builtin_sweeps,
@@ -76,6 +77,10 @@ class Trial:
     workers: int
     max_train_images: int | None
     eval: EvalSpec
+    # Axes added after trial ids were in use: at their defaults config() leaves them out,
+    # so existing sweeps keep their ids (and results) and old config JSON still loads.
+    steps_per_call: int | str = "auto"  # training steps per compiled call, or "auto"
+    precision: str = "fp32"  # fp32 | mixed_bfloat16 | mixed_float16
 
     @property
     def trial_id(self) -> str:
@@ -100,6 +105,9 @@ class Trial:
         d["eval"]["backbones"] = list(self.eval.backbones)
         if not self.eval.cas:  # the default leaves trial ids as they were before the key
             del d["eval"]["cas"]
+        for axis in LATE_AXES:
+            if d[axis] == AXES[axis][1]:
+                del d[axis]
         return d
 
     def to_json(self) -> str:
@@ -151,7 +159,11 @@ AXES: dict[str, tuple[Callable[[Any], Any], Any]] = {
     "kernel_size": (sv.whole_number(1, 31), 5),
     "workers": (sv.whole_number(1, 1024), 1),
     "max_train_images": (sv.optional(sv.whole_number(1, 100_000_000)), None),
+    "steps_per_call": (sv.steps_per_call, "auto"),
+    "precision": (sv.one_of(PRECISIONS), "fp32"),
 }
+# Axes that are not in the trial id at their default (see Trial.config).
+LATE_AXES: tuple[str, ...] = ("steps_per_call", "precision")
 
 EVAL_FIELDS: dict[str, Callable[[Any], Any]] = {
     "n_samples": sv.eval_samples,

@@ -72,6 +72,20 @@ def flag(value: Any) -> bool:
     return value
 
 
+def steps_per_call(value: Any) -> int | str:
+    """`auto`, or a whole number of training steps per compiled call."""
+    from suite.training.calls import AUTO, MAX_STEPS_PER_CALL  # imports no TensorFlow
+
+    if value == AUTO:
+        return AUTO
+    try:
+        return whole_number(1, MAX_STEPS_PER_CALL)(value)
+    except Invalid as exc:
+        problem = str(exc).replace("must be a whole number", "must be `auto` or a whole number")
+        raise Invalid(problem, f"write `auto` or a whole number from 1 to "
+                               f"{MAX_STEPS_PER_CALL:,}") from None
+
+
 def optional(check: Callable[[Any], Any]) -> Callable[[Any], Any]:
     return lambda value: None if value is None else check(value)
 
@@ -145,3 +159,5 @@ def validate(check: Callable[[Any], Any], value: Any, source: str, field: str) -
     except ValueError as exc:
         raise SpecError(source, field, clip(str(exc)), "see the sweep file format in README.md") \
             from None
+
+

@@ -86,6 +86,8 @@ def config_columns(trial: Trial) -> dict[str, Any]:
         schema.LR_SCALING: trial.lr_scaling,
         schema.LR_EFFECTIVE: trial.lr_effective,
         schema.MAX_TRAIN_IMAGES: trial.max_train_images,
+        schema.STEPS_PER_CALL_SETTING: str(trial.steps_per_call),
+        schema.PRECISION: trial.precision,
         schema.CONFIG_JSON: trial.to_json(),
     }
 
@@ -149,6 +151,7 @@ class TrialRun:
     protocol: dict[str, Any] = field(default_factory=dict)
     environment: dict[str, Any] = field(default_factory=dict)
     rows: dict[int, dict[str, Any]] = field(default_factory=dict)
+    started_at: float | None = None
 
     @property
     def writer(self) -> bool:
@@ -157,6 +160,7 @@ class TrialRun:
     def execute(self) -> TrialResult:
         trial, store = self.trial, self.store
         digest = ""
+        self.started_at = time.perf_counter()  # the first epoch's wall time counts from here
         try:
             self.environment = describe_environment()
             if self.writer:
@@ -199,7 +203,7 @@ class TrialRun:
         x, y = cap_training_set(data, trial.max_train_images)
         num_classes = data.num_classes if is_conditional(trial.model) else 0
         net = NetSpec(data.image_shape, trial.latent_dim, num_classes, trial.upsampling,
-                      trial.kernel_size)
+                      trial.kernel_size, trial.precision)
         model = MODELS.get(trial.model)(net, trial.lr_effective, trial.seed)
         self.protocol = protocol_columns(data, x, model.param_counts())
         base = {**config_columns(trial), **self.protocol, **self.environment}
@@ -229,12 +233,17 @@ class TrialRun:
                             schema.TIMESTAMP: utc_timestamp()})
 
         config = TrainConfig(epochs=trial.epochs, milestones=trial.milestones,
-                             batch_size=trial.batch_size, seed=trial.seed)
+                             batch_size=trial.batch_size, seed=trial.seed,
+                             steps_per_call=trial.steps_per_call, started_at=self.started_at)
         outcome = train(model, x, y, config, checkpoint_path=self.store.checkpoint_path,
                         replicas=self.replicas, on_epoch=on_epoch, on_milestone=on_milestone)
         if outcome.status == schema.STATUS_DIVERGED:
+            first, last = outcome.nonfinite_steps or (None, None)
             self.write_row({**base, schema.EPOCH: outcome.epoch, schema.STATUS: outcome.status,
-                            schema.ERROR: outcome.error, schema.TIMESTAMP: utc_timestamp()})
+                            schema.ERROR: outcome.error,
+                            schema.STEPS_PER_CALL: outcome.steps_per_call,
+                            schema.NONFINITE_STEPS_FROM: first, schema.NONFINITE_STEPS_TO: last,
+                            schema.TIMESTAMP: utc_timestamp()})
         return outcome.status, outcome.error, outcome.weights_digest
 
 
@@ -269,6 +278,9 @@ def clock_columns(report, trial: Trial) -> dict[str, Any]:
         schema.TRAIN_TIME_S: c.train_time_s,
         schema.STEPS: c.steps,
         schema.WARMUP_STEPS: c.warmup_steps,
+        schema.STEPS_PER_CALL: report.steps_per_call,
+        schema.EPOCH_WALL_S: c.epoch_wall_s,
+        schema.WALL_TIME_S: c.wall_time_s,
     }
 
 

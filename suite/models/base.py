@@ -9,7 +9,8 @@ import keras
 
 from suite.models.conditioning import one_hot_labels
 
-# Averages gradients across replicas inside a compiled step (identity on one worker).
+# Averages tensors across replicas inside a compiled step (identity on one worker). The
+# trainer calls it once per step with every gradient and loss: one fused collective.
 GradientReducer = Callable[[list[Any]], list[Any]]
 
 
@@ -17,16 +18,20 @@ class GenerativeModel(keras.Model):
     """A GAN or VAE: its networks, optimisers, one training step and a sampler.
 
     Subclasses set `loss_names` and `pixel_range` (what the data must be scaled
-    to) and implement `train_batch` and `generate`.
+    to) and implement `compute_gradients` and `generate`. A step is
+    `compute_gradients` (per optimiser, of the loss-scaled objective), one
+    reduction of all gradients and losses together, then `apply_gradients`.
     """
 
     loss_names: tuple[str, ...] = ()
     pixel_range: tuple[float, float] = (0.0, 1.0)
 
-    def __init__(self, latent_dim: int, num_classes: int, seed: int, **kwargs) -> None:
+    def __init__(self, latent_dim: int, num_classes: int, seed: int, precision: str = "fp32",
+                 **kwargs) -> None:
         super().__init__(**kwargs)
         self.latent_dim = latent_dim
         self.num_classes = num_classes
+        self.precision = precision
         self.noise_seed = keras.random.SeedGenerator(seed)
 
     @property
@@ -45,8 +50,32 @@ class GenerativeModel(keras.Model):
     def optimizer_targets(self) -> list[tuple[keras.optimizers.Optimizer, list]]:
         raise NotImplementedError
 
-    def train_batch(self, images, labels, reduce: GradientReducer) -> dict[str, Any]:
+    def compute_gradients(self, images, labels) -> tuple[list[list[Any]], dict[str, Any]]:
+        """(gradients per `optimizer_targets` entry, float32 losses) of one batch.
+
+        Gradients are of each optimiser's `scale_loss(loss)`: scaled under
+        mixed_float16, the plain loss otherwise; the losses returned are unscaled.
+        """
         raise NotImplementedError
+
+    def apply_gradients(self, grads: list[list[Any]]) -> None:
+        """One optimiser update per `optimizer_targets` entry (a loss-scale optimiser unscales)."""
+        for (optimizer, variables), group in zip(self.optimizer_targets(), grads, strict=True):
+            optimizer.apply_gradients(zip(group, variables, strict=True))
+
+    def train_batch(self, images, labels, reduce: GradientReducer) -> dict[str, Any]:
+        """One step: every network's gradients and the losses go through ONE `reduce` call,
+        so data parallelism costs one fused collective per step. Returns reduced losses."""
+        grads, losses = self.compute_gradients(images, labels)
+        names = list(losses)
+        flat = [g for group in grads for g in group]
+        reduced = reduce(flat + [losses[n] for n in names])
+        groups, start = [], 0
+        for group in grads:
+            groups.append(reduced[start:start + len(group)])
+            start += len(group)
+        self.apply_gradients(groups)
+        return dict(zip(names, reduced[start:], strict=True))
 
     def generate(self, noise, labels):
         """Images in [0, 1] for the given noise (and labels when conditional)."""

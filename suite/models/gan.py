@@ -1,7 +1,8 @@
 """DCGAN and conditional GAN: the TensorFlow DCGAN tutorial's objective and step.
 
 Non-saturating BCE losses, one generator and one discriminator update per batch
-from the same noise, Adam for both (the tutorial uses 1e-4).
+from the same noise, Adam for both (the tutorial uses 1e-4). Both networks'
+gradients come from one forward pass, so the trainer reduces them together.
 """
 
 from __future__ import annotations
@@ -11,9 +12,10 @@ import tensorflow as tf
 from keras import ops
 
 from suite import schema
-from suite.models.base import GenerativeModel, GradientReducer
+from suite.models.base import GenerativeModel
 from suite.models.conditioning import condition_image, condition_latent
 from suite.models.networks import NetSpec, build_discriminator, build_generator
+from suite.models.precision import scaled_optimizer
 
 
 class GAN(GenerativeModel):
@@ -21,11 +23,11 @@ class GAN(GenerativeModel):
     pixel_range = (-1.0, 1.0)
 
     def __init__(self, spec: NetSpec, lr: float, seed: int, **kwargs) -> None:
-        super().__init__(spec.latent_dim, spec.num_classes, seed, **kwargs)
+        super().__init__(spec.latent_dim, spec.num_classes, seed, spec.precision, **kwargs)
         self.generator = build_generator(spec, output_activation="tanh", name="generator")
         self.discriminator = build_discriminator(spec)
-        self.g_optimizer = keras.optimizers.Adam(lr)
-        self.d_optimizer = keras.optimizers.Adam(lr)
+        self.g_optimizer = scaled_optimizer(keras.optimizers.Adam(lr), spec.precision)
+        self.d_optimizer = scaled_optimizer(keras.optimizers.Adam(lr), spec.precision)
 
     @property
     def networks(self) -> dict[str, keras.Model]:
@@ -39,7 +41,7 @@ class GAN(GenerativeModel):
         return [(self.g_optimizer, self.generator.trainable_variables),
                 (self.d_optimizer, self.discriminator.trainable_variables)]
 
-    def train_batch(self, images, labels, reduce: GradientReducer):
+    def compute_gradients(self, images, labels):
         batch = ops.shape(images)[0]
         one_hot = self.one_hot(labels)
         noise = keras.random.normal((batch, self.latent_dim), seed=self.noise_seed)
@@ -51,13 +53,11 @@ class GAN(GenerativeModel):
             loss_g = bce(ops.ones_like(fake_logits), fake_logits)
             loss_d = (bce(ops.ones_like(real_logits), real_logits)
                       + bce(ops.zeros_like(fake_logits), fake_logits))
-        g_vars = self.generator.trainable_variables
-        d_vars = self.discriminator.trainable_variables
-        g_grads = reduce(g_tape.gradient(loss_g, g_vars))
-        d_grads = reduce(d_tape.gradient(loss_d, d_vars))
-        self.g_optimizer.apply_gradients(zip(g_grads, g_vars, strict=True))
-        self.d_optimizer.apply_gradients(zip(d_grads, d_vars, strict=True))
-        return {"loss_g": loss_g, "loss_d": loss_d}
+            scaled_g = self.g_optimizer.scale_loss(loss_g)
+            scaled_d = self.d_optimizer.scale_loss(loss_d)
+        g_grads = g_tape.gradient(scaled_g, self.generator.trainable_variables)
+        d_grads = d_tape.gradient(scaled_d, self.discriminator.trainable_variables)
+        return [g_grads, d_grads], {"loss_g": loss_g, "loss_d": loss_d}
 
     def generate(self, noise, labels=None):
         z = condition_latent(noise, self.one_hot(labels))

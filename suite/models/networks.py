@@ -8,6 +8,9 @@ TensorFlow DCGAN tutorial networks the original study used.
 The `upsampling` and `kernel_size` axes change only the generator/decoder: the
 discriminator/encoder stays the tutorial's (kernel 5) so every variant is
 judged by the same critic.
+
+`precision` sets the dtype policy the networks compute in (suite/models/precision.py);
+each network's output layer is float32 under every policy.
 """
 
 from __future__ import annotations
@@ -18,6 +21,7 @@ import keras
 from keras import layers
 
 from suite.models import UPSAMPLERS
+from suite.models.precision import float32_output, precision_scope
 
 GENERATOR_WIDTHS = (256, 128, 64)  # dense map, first conv, second conv (the tutorial's)
 CRITIC_WIDTHS = (64, 128)
@@ -34,6 +38,7 @@ class NetSpec:
     num_classes: int  # 0 for unconditional models
     upsampling: str
     kernel_size: int
+    precision: str = "fp32"  # a suite.models.precision.PRECISIONS name
 
 
 def build_generator(spec: NetSpec, output_activation: str | None, name: str) -> keras.Model:
@@ -42,31 +47,35 @@ def build_generator(spec: NetSpec, output_activation: str | None, name: str) -> 
     base = height // 4
     upsample = UPSAMPLERS.get(spec.upsampling)
     dense_w, conv1_w, conv2_w = GENERATOR_WIDTHS
-    z = keras.Input((spec.latent_dim + spec.num_classes,), name="z")
-    x = layers.Dense(base * base * dense_w, use_bias=False)(z)
-    x = layers.BatchNormalization()(x)
-    x = layers.LeakyReLU()(x)
-    x = layers.Reshape((base, base, dense_w))(x)
-    for i, (width, scale) in enumerate(((conv1_w, 1), (conv2_w, 2))):
-        x = upsample(width, spec.kernel_size, scale, name=f"up{i + 1}")(x)
+    with precision_scope(spec.precision):
+        z = keras.Input((spec.latent_dim + spec.num_classes,), name="z")
+        x = layers.Dense(base * base * dense_w, use_bias=False)(z)
         x = layers.BatchNormalization()(x)
         x = layers.LeakyReLU()(x)
-    image = upsample(channels, spec.kernel_size, 2, name="up3", activation=output_activation)(x)
-    return keras.Model(z, image, name=name)
+        x = layers.Reshape((base, base, dense_w))(x)
+        for i, (width, scale) in enumerate(((conv1_w, 1), (conv2_w, 2))):
+            x = upsample(width, spec.kernel_size, scale, name=f"up{i + 1}")(x)
+            x = layers.BatchNormalization()(x)
+            x = layers.LeakyReLU()(x)
+        x = upsample(channels, spec.kernel_size, 2, name="up3", activation=output_activation)(x)
+        image = float32_output(x, spec.precision, name="float32_image")
+        return keras.Model(z, image, name=name)
 
 
 def build_critic_trunk(spec: NetSpec, outputs: int, dropout: float, name: str) -> keras.Model:
     """image (+ label channels) -> `outputs` numbers: the discriminator / encoder."""
     height, width, channels = spec.image_shape
-    image = keras.Input((height, width, channels + spec.num_classes), name="image")
-    x = image
-    for w in CRITIC_WIDTHS:
-        x = layers.Conv2D(w, CRITIC_KERNEL, strides=2, padding="same")(x)
-        x = layers.LeakyReLU()(x)
-        if dropout:
-            x = layers.Dropout(dropout)(x)
-    x = layers.Flatten()(x)
-    return keras.Model(image, layers.Dense(outputs)(x), name=name)
+    with precision_scope(spec.precision):
+        image = keras.Input((height, width, channels + spec.num_classes), name="image")
+        x = image
+        for w in CRITIC_WIDTHS:
+            x = layers.Conv2D(w, CRITIC_KERNEL, strides=2, padding="same")(x)
+            x = layers.LeakyReLU()(x)
+            if dropout:
+                x = layers.Dropout(dropout)(x)
+        x = layers.Flatten()(x)
+        x = float32_output(layers.Dense(outputs)(x), spec.precision, name="float32_out")
+        return keras.Model(image, x, name=name)
 
 
 def build_discriminator(spec: NetSpec) -> keras.Model:

@@ -11,9 +11,10 @@ import tensorflow as tf
 from keras import ops
 
 from suite import schema
-from suite.models.base import GenerativeModel, GradientReducer
+from suite.models.base import GenerativeModel
 from suite.models.conditioning import condition_image, condition_latent
 from suite.models.networks import NetSpec, build_encoder, build_generator
+from suite.models.precision import scaled_optimizer
 
 
 class VAE(GenerativeModel):
@@ -21,10 +22,10 @@ class VAE(GenerativeModel):
     pixel_range = (0.0, 1.0)
 
     def __init__(self, spec: NetSpec, lr: float, seed: int, **kwargs) -> None:
-        super().__init__(spec.latent_dim, spec.num_classes, seed, **kwargs)
+        super().__init__(spec.latent_dim, spec.num_classes, seed, spec.precision, **kwargs)
         self.encoder = build_encoder(spec)
         self.decoder = build_generator(spec, output_activation=None, name="decoder")
-        self.optimizer_ = keras.optimizers.Adam(lr)
+        self.optimizer_ = scaled_optimizer(keras.optimizers.Adam(lr), spec.precision)
 
     @property
     def networks(self) -> dict[str, keras.Model]:
@@ -50,14 +51,14 @@ class VAE(GenerativeModel):
         kl = -0.5 * ops.sum(1.0 + logvar - ops.square(mean) - ops.exp(logvar), axis=-1)
         return recon, kl
 
-    def train_batch(self, images, labels, reduce: GradientReducer):
+    def compute_gradients(self, images, labels):
         variables = self.encoder.trainable_variables + self.decoder.trainable_variables
         with tf.GradientTape() as tape:
             recon, kl = self.negative_elbo_terms(images, labels, training=True)
             loss = ops.mean(recon + kl)
-        grads = reduce(tape.gradient(loss, variables))
-        self.optimizer_.apply_gradients(zip(grads, variables, strict=True))
-        return {"elbo": -loss, "loss_recon": ops.mean(recon), "loss_kl": ops.mean(kl)}
+            scaled = self.optimizer_.scale_loss(loss)
+        grads = tape.gradient(scaled, variables)
+        return [grads], {"elbo": -loss, "loss_recon": ops.mean(recon), "loss_kl": ops.mean(kl)}
 
     def generate(self, noise, labels=None):
         z = condition_latent(noise, self.one_hot(labels))

@@ -2,7 +2,9 @@
 
 The shuffle seed depends on (trial seed, epoch) only, so a resumed run sees the
 same batches as an uninterrupted one, and every rank draws the same permutation
-before taking its own shard (disjoint shards without coordination).
+before taking its own shard (disjoint shards without coordination). Every rank's
+epoch is cut to `steps_per_epoch` batches: shards of an uneven split differ by
+one image, and ranks must run the same number of steps (each one a collective).
 """
 
 from __future__ import annotations
@@ -39,6 +41,7 @@ class EpochBatches:
         if self.num_ranks > 1:
             ds = ds.shard(self.num_ranks, self.rank)
         ds = ds.batch(self.batch_size, drop_remainder=True)  # static shapes: one trace
+        ds = ds.take(self.steps_per_epoch)
         ds = ds.map(lambda xb, yb: (tf.cast(xb, tf.float32) * scale + low, yb),
                     num_parallel_calls=tf.data.AUTOTUNE)
         return ds.prefetch(tf.data.AUTOTUNE)

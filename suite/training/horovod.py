@@ -63,10 +63,12 @@ class HorovodReplicas:
         return cls(hvd, info)
 
     def average_gradients(self, grads: list) -> list:
-        """One grouped allreduce (fused by Horovod) over all non-None gradients.
+        """One grouped allreduce (fused by Horovod) over all non-None tensors.
 
-        `None` gradients are structural (the same on every rank, since every rank
-        traces the same step), so leaving them out keeps ranks in step.
+        The trainer passes every network's gradients and the step's losses at
+        once, so a step costs one collective. `None` gradients are structural
+        (the same on every rank, since every rank traces the same step), so
+        leaving them out keeps ranks in step.
         """
         present = [i for i, g in enumerate(grads) if g is not None]
         if not present:
@@ -98,6 +100,15 @@ class HorovodReplicas:
     def allreduce_max(self, value: float) -> float:
         """Max in float64: e.g. the slowest rank's step time is the job's step time."""
         return self._allreduce_scalar(value, self._hvd.Max)
+
+    def allreduce_max_many(self, values: Sequence[float]) -> list[float]:
+        """One float64 vector allreduce (max) for all values, not one collective each."""
+        import tensorflow as tf
+
+        if not values:
+            return []
+        tensor = tf.constant([float(v) for v in values], dtype=tf.float64)
+        return [float(v) for v in self._hvd.allreduce(tensor, op=self._hvd.Max).numpy()]
 
     def barrier(self) -> None:
         """A tiny allreduce: it completes only once every rank has contributed.

@@ -8,6 +8,7 @@ lets single-process runs, unit tests and laptops work without either.
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from dataclasses import dataclass, field
 from typing import Protocol, runtime_checkable
 
@@ -36,7 +37,8 @@ class Replicas(Protocol):
     info: RankInfo
 
     def average_gradients(self, grads: list) -> list:
-        """Mean of each gradient over replicas; called inside a `tf.function` step.
+        """Mean of each tensor over replicas, in ONE fused collective; called inside a
+        `tf.function` step with all of a step's gradients and losses.
 
         `None` entries (variables the loss does not touch) stay `None`.
         """
@@ -56,6 +58,10 @@ class Replicas(Protocol):
 
     def allreduce_max(self, value: float) -> float:
         """Max of a host-side scalar over replicas (eager), e.g. a step time."""
+        ...
+
+    def allreduce_max_many(self, values: Sequence[float]) -> list[float]:
+        """Elementwise max of host-side scalars over replicas, in one collective (eager)."""
         ...
 
     def barrier(self) -> None:
@@ -83,6 +89,10 @@ class SingleReplica:
     def allreduce_max(self, value: float) -> float:
         """The max over one replica is the value itself."""
         return float(value)
+
+    def allreduce_max_many(self, values: Sequence[float]) -> list[float]:
+        """The max over one replica is each value itself."""
+        return [float(v) for v in values]
 
     def barrier(self) -> None:
         """Nobody to wait for."""
