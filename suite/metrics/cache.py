@@ -63,7 +63,8 @@ def arrays_to_hash(*arrays: np.ndarray | None) -> str:
             continue
         a = np.ascontiguousarray(a)
         digest.update(f"{a.dtype.str}{a.shape};".encode())
-        digest.update(memoryview(a).cast("B"))
+        if a.size:  # an empty array has no bytes (and memoryview refuses to cast it)
+            digest.update(memoryview(a).cast("B"))
     return digest.hexdigest()
 
 

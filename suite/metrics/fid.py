@@ -189,8 +189,8 @@ def fd_curve_to_fd_inf(sizes: tuple[int, ...], values: tuple[float, ...]) -> FdE
 
 
 def features_to_fd_inf(fake: np.ndarray, ref: PreparedReference, points: int = FD_INF_POINTS,
-                       smallest: float = FD_INF_SMALLEST,
-                       seed: int | np.random.Generator = 0) -> FdExtrapolation:
+                       smallest: float = FD_INF_SMALLEST, seed: int | np.random.Generator = 0,
+                       fd_at_n: float | None = None) -> FdExtrapolation:
     """FD_inf of `fake` against a prepared reference: FD at `points` sizes from
     `smallest * n` to n, fitted by FD = FD_inf + c / n.
 
@@ -198,8 +198,9 @@ def features_to_fd_inf(fake: np.ndarray, ref: PreparedReference, points: int = F
     on the generator (Chong & Forsyth 2020), so plain FDs of models evaluated
     at equal n are not even ranked reliably. The subsets are nested prefixes of
     one seeded permutation, so one streaming pass gives every covariance (the
-    cost of one covariance plus one eigvalsh per size). Only the fake side's bias
-    is removed: the reference's own n stays (its floor says how much it weighs).
+    cost of one covariance plus one eigvalsh per size; `fd_at_n`, the FD of all of
+    `fake` when already known, saves the last). Only the fake side's bias is
+    removed: the reference's own n stays (its floor says how much it weighs).
     """
     x = check_features(fake)
     sizes = fd_inf_sizes(x.shape[0], points, smallest)
@@ -207,6 +208,9 @@ def features_to_fd_inf(fake: np.ndarray, ref: PreparedReference, points: int = F
     accumulator = StatsAccumulator(x.shape[1])
     values, done = [], 0
     for size in sizes:
+        if size == x.shape[0] and fd_at_n is not None:
+            values.append(float(fd_at_n))
+            break
         accumulator.update(x[order[done:size]])
         done = size
         values.append(stats_to_fd(accumulator.to_stats(), ref))

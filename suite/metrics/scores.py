@@ -60,7 +60,7 @@ def reference_to_scores(reference: RealReference, fake_features: np.ndarray,
               "coverage": manifold.coverage}
     if fd_inf:
         scores["fd_inf"] = features_to_fd_inf(fake_features, reference.prepared,
-                                              seed=FD_INF_SEED).fd_inf
+                                              seed=FD_INF_SEED, fd_at_n=fd).fd_inf
     return scores
 
 

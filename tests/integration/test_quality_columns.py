@@ -146,4 +146,11 @@ def test_domain_classifier_trains_in_proportion_to_a_small_dataset(tmp_path, mni
     assert extractor.meta["trained_now"] is True
     assert seconds < 60, seconds  # 442 s before (800 one-step fit() calls)
     assert extractor.meta["eval_accuracy"] > 0.3  # far above chance from 192 images
+    # n_samples beyond the eval split (48 images): the reference is all of it, the floor
+    # compares its two halves, and no image is pushed through the backbone twice.
+    assert len(small.x_eval) == 48
+    row = evaluate_milestone(Noise(), small, make_trial(n=64), {"domain": extractor}, epoch=1)
+    assert (row[schema.N_REAL], row[schema.N_FAKE], row[schema.N_FLOOR]) == (48, 64, 24)
+    assert all(math.isfinite(row[c]) for c in QUALIFIED)
+    assert row[schema.FD_DOMAIN] > row[schema.FD_DOMAIN_FLOOR] > 0
     clear_backbone_cache()

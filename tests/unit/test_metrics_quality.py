@@ -164,10 +164,15 @@ def test_fd_inf_removes_the_known_sample_size_bias(d: int, n: int) -> None:
     assert np.mean(extrapolated) < np.mean(plain)
 
 
-def test_fd_inf_is_seeded() -> None:
+def test_fd_inf_is_seeded_and_reuses_a_known_fd_at_n() -> None:
     rng = np.random.default_rng(3)
     x = rng.normal(size=(500, 8))
     ref = prepare_reference(features_to_stats(rng.normal(size=(500, 8))))
+    fd = stats_to_fd(features_to_stats(x), ref)
+    fit = features_to_fd_inf(x, ref, seed=1)
+    reused = features_to_fd_inf(x, ref, seed=1, fd_at_n=fd)
+    assert reused.values[:-1] == fit.values[:-1] and reused.values[-1] == fd
+    assert reused.fd_inf == pytest.approx(fit.fd_inf, rel=1e-9)
     assert features_to_fd_inf(x, ref, seed=1) == features_to_fd_inf(x, ref, seed=1)
     assert features_to_fd_inf(x, ref, seed=1).fd_inf != features_to_fd_inf(x, ref, seed=2).fd_inf
 
@@ -221,6 +226,16 @@ def test_reference_stores_radii_and_floor(tmp_path, monkeypatch) -> None:
     assert load_reference(path, ReferenceKey(*list(key.__dict__.values())[:7], protocol="k=5")) \
         is None
     assert f"f{REFERENCE_FORMAT}" in path.name
+
+
+def test_hash_takes_empty_arrays() -> None:
+    """The floor's images beyond the reference are none when the reference is the whole
+    eval split (n_samples >= its size): hashing them must work and still tell shapes apart."""
+    from suite.metrics.cache import arrays_to_hash
+
+    empty = np.zeros((0, 28, 28, 1), np.uint8)
+    assert arrays_to_hash(empty) == arrays_to_hash(empty.copy())
+    assert arrays_to_hash(empty) != arrays_to_hash(np.zeros((0, 32, 32, 3), np.uint8))
 
 
 def test_reference_cache_of_the_old_format_is_recomputed_not_misread(tmp_path,

@@ -1,0 +1,148 @@
+"""Evaluation time per milestone, split into generation, features and statistics, and
+what issue 11's additions (noise floor, FD_inf, density/coverage) cost, in one run.
+
+    .venv/bin/python benchmarks/bench_eval.py [--n-samples 10000] [--dataset mnist]
+        [--backbones domain inception inception_keras] [--inception-weights random]
+
+Per backbone, on an untrained DCGAN's samples (an evaluation costs the same
+whatever the weights):
+
+- once per machine: the reference (real features, statistics, k-NN radii) and
+  the floor (the same scores between two disjoint real subsets), cached together;
+- per milestone: generation (shared by the backbones), the backbone's features of
+  the samples, and the statistics *before* (FD, KID, precision/recall computing
+  both sets of k-NN radii: the code before issue 11, kept below) and *after*
+  (`reference_to_scores`: FD, KID, precision/recall/density/coverage from one
+  pass with the cached real radii, FD_inf; the floors are read from the reference);
+- overhead = (after - before) / (generation + features + before).
+
+Without the real TTUR graph (offline), `--inception-weights random` runs the
+`inception` backbone on its small stand-in graph: its statistics are 2048-d as
+the real graph's, its feature time is not (the real graph costs about what
+`inception_keras`, the same InceptionV3 network, costs).
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import tempfile
+import time
+from collections.abc import Callable
+from pathlib import Path
+
+os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
+# A fresh cache unless one is given, so the one-off reference and floor are timed cold.
+os.environ.setdefault("GENBENCH_CACHE", tempfile.mkdtemp(prefix="bench-eval-"))
+
+import numpy as np  # noqa: E402
+
+from suite.data import load_dataset  # noqa: E402
+from suite.metrics.blas import blas_threads  # noqa: E402
+from suite.metrics.evaluate import NOISE_SALT, generate_images, real_reference  # noqa: E402
+from suite.metrics.features import get_backbone  # noqa: E402
+from suite.metrics.fid import check_features, features_to_stats, stats_to_fd  # noqa: E402
+from suite.metrics.kid import features_to_kid  # noqa: E402
+from suite.metrics.precision_recall import (  # noqa: E402
+    features_to_knn_radii,
+    iter_squared_distances,
+)
+from suite.metrics.scores import (  # noqa: E402
+    KID_SEED,
+    KID_SUBSETS,
+    PR_NEIGHBOURS,
+    kid_subset_size,
+    reference_to_scores,
+)
+
+REPO = Path(__file__).resolve().parents[1]
+
+
+def timed(fn: Callable[[], object]) -> tuple[float, object]:
+    start = time.perf_counter()
+    value = fn()
+    return time.perf_counter() - start, value
+
+
+def legacy_precision_recall(real: np.ndarray, fake: np.ndarray, k: int) -> tuple[float, float]:
+    """Precision and recall as computed before issue 11: both radii at every evaluation."""
+    x, y = check_features(real), check_features(fake)
+    real_radii, fake_radii = features_to_knn_radii(x, k), features_to_knn_radii(y, k)
+    fake_in_real = np.zeros(len(y), dtype=bool)
+    real_in_fake = np.zeros(len(x), dtype=bool)
+    for rows, d2 in iter_squared_distances(y, x, 1024):
+        fake_in_real[rows] = (d2 <= real_radii[None, :]).any(axis=1)
+        real_in_fake |= (d2 <= fake_radii[rows, None]).any(axis=0)
+    return float(fake_in_real.mean()), float(real_in_fake.mean())
+
+
+def statistics_before(reference, fake: np.ndarray) -> dict[str, float]:
+    fd = stats_to_fd(features_to_stats(fake), reference.prepared)
+    kid, _ = features_to_kid(reference.features, fake, n_subsets=KID_SUBSETS,
+                             subset_size=kid_subset_size(len(reference.features), len(fake)),
+                             seed=KID_SEED)
+    precision, recall = legacy_precision_recall(reference.features, fake, PR_NEIGHBOURS)
+    return {"fd": fd, "kid": kid, "precision": precision, "recall": recall}
+
+
+def statistics_after(reference, fake: np.ndarray) -> dict[str, float]:
+    scores = reference_to_scores(reference, fake)
+    scores.update({f"{m}_floor": v for m, v in reference.floor.items()})
+    return scores
+
+
+def build_generator(data, n: int, batch: int) -> tuple[float, np.ndarray]:
+    import keras
+
+    from suite.models import MODELS
+    from suite.models.networks import NetSpec
+
+    keras.utils.set_random_seed(0)
+    model = MODELS.get("dcgan")(NetSpec(data.image_shape, 100, 0, "transpose", 5), 1e-4, 0)
+    noise = np.random.default_rng([NOISE_SALT, 0, 1]).standard_normal((n, 100)).astype("f4")
+    generate_images(model, noise[:batch], None, batch)  # compile outside the clock
+    return timed(lambda: generate_images(model, noise, None, batch))
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser.add_argument("--n-samples", type=int, default=10_000)
+    parser.add_argument("--batch-size", type=int, default=500)
+    parser.add_argument("--dataset", default="mnist")
+    parser.add_argument("--data-dir", default=str(REPO.parent / "shared" / "data"))
+    parser.add_argument("--backbones", nargs="+", default=["domain", "inception",
+                                                           "inception_keras"])
+    parser.add_argument("--inception-weights", default="random")
+    args = parser.parse_args()
+
+    data = load_dataset(args.dataset, args.data_dir)
+    n_real = min(args.n_samples, len(data.x_eval))
+    generation_s, fake_images = build_generator(data, args.n_samples, args.batch_size)
+    print(f"{args.dataset}: n_fake {args.n_samples}, n_real {n_real} ({data.eval_split}); "
+          f"generation (DCGAN, batch {args.batch_size}): {generation_s:.2f} s")
+    header = ("backbone", "ref+floor", "features", "stats before", "stats after", "milestone "
+              "before", "after", "overhead")
+    print(" | ".join(header))
+    for name in args.backbones:
+        built_s, backbone = timed(lambda n=name: get_backbone(n, data, args.inception_weights))
+        with blas_threads(1):  # as evaluate_milestone runs them
+            cold_s, reference = timed(lambda b=backbone, n=name: real_reference(b, n, data,
+                                                                                n_real))
+            backbone.images_to_features(fake_images[:args.batch_size])  # compile
+            features_s, fake = timed(lambda b=backbone: b.images_to_features(fake_images))
+            before_s, before = timed(lambda r=reference, f=fake: statistics_before(r, f))
+            after_s, after = timed(lambda r=reference, f=fake: statistics_after(r, f))
+        assert before["fd"] == after["fd"] and before["kid"] == after["kid"]
+        assert (before["precision"], before["recall"]) == (after["precision"], after["recall"])
+        old = generation_s + features_s + before_s
+        new = generation_s + features_s + after_s
+        print(f"{name} | {cold_s:.1f} s | {features_s:.1f} s | {before_s:.2f} s | "
+              f"{after_s:.2f} s | {old:.1f} s | {new:.1f} s | {100 * (new - old) / old:+.1f}%")
+        print(f"    (built in {built_s:.1f} s; fd {after['fd']:.4g}, fd_inf "
+              f"{after['fd_inf']:.4g}, floor {after.get('fd_floor', float('nan')):.4g} at "
+              f"n_floor {reference.n_floor}; density {after['density']:.3f}, coverage "
+              f"{after['coverage']:.3f}; feature dim {fake.shape[1]})", flush=True)
+
+
+if __name__ == "__main__":
+    main()
