@@ -84,15 +84,10 @@ def find_tensorflow() -> md.Distribution | None:
 def read_tf_cuda_major(tf: md.Distribution) -> int | None:
     """CUDA major TensorFlow was built with (None for a CPU build), without importing it."""
     info = Path(str(tf.locate_file("tensorflow/python/platform/build_info.py")))
-    if info.is_file():
-        found = re.search(r"'cuda_version',\s*'(\d+)", info.read_text(errors="replace"))
-        if found:
-            return int(found.group(1))
-    for dist in md.distributions():
-        found = re.fullmatch(r"nvidia-cuda-runtime-cu(\d+)", dist.metadata["Name"] or "")
-        if found:
-            return int(found.group(1))
-    return None
+    if not info.is_file():
+        return None
+    found = re.search(r"'cuda_version',\s*'(\d+)", info.read_text(errors="replace"))
+    return int(found.group(1)) if found else None
 
 
 def nvidia_dists(prefix: str) -> list[md.Distribution]:
@@ -156,7 +151,7 @@ def nvcc_candidates() -> list[tuple[Path, str]]:
     return found + [(root / "bin" / "nvcc", "$GENBENCH_CUDA_ROOTS") for root in roots]
 
 
-def choose_cuda(tf_cuda_major: int | None) -> Cuda:
+def choose_cuda(tf_cuda_major: int) -> Cuda:
     explicit = os.environ.get("HOROVOD_CUDA_HOME")
     if explicit:
         # Horovod's CMake runs exactly $HOROVOD_CUDA_HOME/bin/nvcc.
@@ -172,7 +167,7 @@ def choose_cuda(tf_cuda_major: int | None) -> Cuda:
         cuda = probe_nvcc(nvcc, source)
         if cuda and all(c.home != cuda.home for c in usable):
             usable.append(cuda)
-    want = f"CUDA {tf_cuda_major}" if tf_cuda_major else "CUDA"
+    want = f"CUDA {tf_cuda_major}"
     if not usable:
         raise BuildEnvError(
             "TF=gpu builds Horovod with NCCL and needs nvcc, the CUDA compiler: none found in "
@@ -181,8 +176,6 @@ def choose_cuda(tf_cuda_major: int | None) -> Cuda:
             f"install a {want} toolkit (e.g. `module load cuda`) and set CUDA_HOME to it, "
             + CPU_FIX,
         )
-    if tf_cuda_major is None:
-        return usable[0]
     for cuda in usable:
         if int(cuda.version.split(".")[0]) == tf_cuda_major:
             return cuda
@@ -240,7 +233,7 @@ def wheel_nccl(dist: md.Distribution) -> Nccl | None:
     return nccl_at(base / "include", [base / "lib"], label, "$ORIGIN/../../nvidia/nccl/lib")
 
 
-def choose_nccl(cuda: Cuda, tf_cuda_major: int | None) -> Nccl:
+def choose_nccl(cuda: Cuda, tf_cuda_major: int) -> Nccl:
     home = os.environ.get("HOROVOD_NCCL_HOME")
     include, lib = os.environ.get("HOROVOD_NCCL_INCLUDE"), os.environ.get("HOROVOD_NCCL_LIB")
     if home or include or lib:
@@ -258,8 +251,7 @@ def choose_nccl(cuda: Cuda, tf_cuda_major: int | None) -> Nccl:
             )
         return found
     wheels = nvidia_dists("nvidia-nccl")
-    cuda_major = tf_cuda_major or int(cuda.version.split(".")[0])
-    wheels.sort(key=lambda d: not (d.metadata["Name"] or "").endswith(f"cu{cuda_major}"))
+    wheels.sort(key=lambda d: not (d.metadata["Name"] or "").endswith(f"cu{tf_cuda_major}"))
     for dist in wheels:
         found = wheel_nccl(dist)
         if found:
@@ -275,7 +267,7 @@ def choose_nccl(cuda: Cuda, tf_cuda_major: int | None) -> Nccl:
         "TF=gpu builds Horovod with NCCL and needs nccl.h + libnccl.so; none found (looked at: "
         "$HOROVOD_NCCL_HOME, nvidia-nccl-cuXX wheels in site-packages, the CUDA toolkit, "
         "$GENBENCH_NCCL_ROOTS)",
-        f"{sys.executable} -m pip install 'nvidia-nccl-cu{cuda_major}' (tensorflow[and-cuda] "
+        f"{sys.executable} -m pip install 'nvidia-nccl-cu{tf_cuda_major}' (tensorflow[and-cuda] "
         "brings it), or set HOROVOD_NCCL_HOME=/path/to/nccl, " + CPU_FIX,
     )
 
@@ -297,13 +289,22 @@ def describe(variant: str, horovod_version: str) -> dict[str, str]:
     key = f"horovod-{horovod_version}-tf{tf.version}-{py_tag}"
     if variant == "gpu":
         tf_cuda_major = read_tf_cuda_major(tf)
+        if tf_cuda_major is None:
+            # Horovod's GPU ops call TensorFlow's GPU kernels (DenseUpdate<GpuDevice>):
+            # built against a CPU TensorFlow, the library does not even load.
+            raise BuildEnvError(
+                f"TF=gpu links Horovod against TensorFlow's CUDA build, but "
+                f"{tf.metadata['Name'].replace('_', '-')} {tf.version} in this env is a CPU build",
+                "install TensorFlow for GPUs first (make install TF=gpu installs "
+                "tensorflow[and-cuda]), " + CPU_FIX,
+            )
         cuda = choose_cuda(tf_cuda_major)
         nccl = choose_nccl(cuda, tf_cuda_major)
         key += f"-cuda{cuda.version}-nccl{nccl.version}"
         cc_list = os.environ.get("HOROVOD_BUILD_CUDA_CC_LIST", "").replace(",", ".")
         key += f"-cc{cc_list}" if cc_list else ""
         out.update({
-            "TF_CUDA": str(tf_cuda_major or "none"), "CUDA_HOME": str(cuda.home),
+            "TF_CUDA": str(tf_cuda_major), "CUDA_HOME": str(cuda.home),
             "CUDA_VERSION": cuda.version, "CUDA_SOURCE": cuda.source,
             "NCCL_VERSION": nccl.version, "NCCL_SOURCE": nccl.source,
             "NCCL_INCLUDE": str(nccl.include), "NCCL_LIBRARY": str(nccl.library),

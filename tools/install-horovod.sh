@@ -216,8 +216,10 @@ SRC="$WORK/horovod-$HOROVOD_VERSION"
 # 2) GPU builds only: mpi_ops.cc declares stream_executor::gpu::AsGpuStreamValue and
 #    links against TensorFlow's copy, which TF 2.21 no longer exports (an undefined
 #    symbol at import). Define it from Stream::platform_specific_handle() instead.
+# 3) GPU builds only: no CMake build RPATH, which would name the scratch dir of the
+#    libnccl.so symlink (deleted, under /tmp); the RUNPATH is LDFLAGS' alone.
 say "patching the sdist for TensorFlow $TF_VERSION"
-"$PY" - "$SRC/horovod/tensorflow" "$VARIANT" <<'EOF'
+"$PY" - "$SRC" "$VARIANT" <<'EOF'
 import sys
 from pathlib import Path
 
@@ -232,10 +234,12 @@ def patch(name: str, old: str, new: str) -> None:
     path.write_text(text.replace(old, new))
 
 
-patch("xla_mpi_ops.cc", "#if TENSORFLOW_VERSION >= 2006000000\n",
+patch("horovod/tensorflow/xla_mpi_ops.cc", "#if TENSORFLOW_VERSION >= 2006000000\n",
       "#if 0  /* genbench: XLA ops off; their headers moved in TF >= 2.16 */\n")
 if variant == "gpu":
-    patch("mpi_ops.cc", """\
+    patch("CMakeLists.txt", "project(horovod CXX)\n",
+          "project(horovod CXX)\nset(CMAKE_SKIP_BUILD_RPATH TRUE)  # genbench: RUNPATH from LDFLAGS\n")
+    patch("horovod/tensorflow/mpi_ops.cc", """\
 // Forward declaration of AsGpuStreamValue
 namespace stream_executor {
 namespace gpu {

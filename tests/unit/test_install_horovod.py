@@ -186,14 +186,25 @@ def test_gpu_cache_key_changes_with_cuda_and_nccl_versions(host, cuda, nccl):
 
 def test_nvcc_on_path_may_be_a_wrapper_script(host):
     """/usr/local/bin/nvcc here is `exec /usr/local/cuda-13.0/bin/nvcc "$@"`."""
-    host.add_tensorflow(cuda=None)
+    host.add_tensorflow(cuda="12.5.1")
     host.add_nccl_wheel(12, "2.27.7")
-    real = host.add_cuda("13.0")
+    real = host.add_cuda("12.8")
     host.put_on_path("nvcc", f'#!/bin/sh\nexec {real}/bin/nvcc "$@"\n')
     got = decisions(host.dry_run("--variant", "gpu"))
     assert got["CUDA_HOME"] == str(real)
     assert got["CUDA_SOURCE"] == "nvcc on PATH"
-    assert "-cuda13.0-nccl2.27.7" in got["KEY"]
+    assert "-cuda12.8-nccl2.27.7" in got["KEY"]
+
+
+def test_gpu_variant_needs_tensorflows_cuda_build(host):
+    """Horovod's GPU ops link TF's GPU kernels: against tensorflow-cpu they do not load."""
+    host.add_tensorflow(cuda=None)
+    host.add_nccl_wheel(12, "2.27.7")
+    host.env["CUDA_HOME"] = str(host.add_cuda("12.4"))
+    done = host.dry_run("--variant", "gpu")
+    assert done.returncode == 1
+    assert "tensorflow-cpu 2.21.0 in this env is a CPU build" in done.stderr
+    assert "make install TF=gpu" in done.stderr and "Traceback" not in done.stderr
 
 
 def test_missing_nvcc_is_one_clear_error_with_the_fix(host):
@@ -257,7 +268,7 @@ def test_only_another_cuda_major_is_an_error_unless_chosen_explicitly(host):
 
 def test_system_nccl_is_linked_in_place(host):
     """No wheel: NCCL from a system root (Debian's libnccl-dev layout)."""
-    host.add_tensorflow(cuda=None)
+    host.add_tensorflow(cuda="12.5.1")
     host.env["CUDA_HOME"] = str(host.add_cuda("12.4"))
     usr = host.root / "usr"
     (usr / "include").mkdir(parents=True)
@@ -288,7 +299,7 @@ def test_explicit_nccl_home_without_nccl_is_an_error(host):
 
 def test_cached_and_installed_wheels_are_told_apart_by_full_key(host):
     """An installed GPU wheel must not pass for the CPU one (its key is a prefix)."""
-    host.add_tensorflow(cuda=None)
+    host.add_tensorflow(cuda="12.5.1")
     host.add_nccl_wheel(12, "2.27.7")
     host.env["CUDA_HOME"] = str(host.add_cuda("12.4"))
     gpu_key = decisions(host.dry_run("--variant", "gpu"))["KEY"]
