@@ -122,7 +122,8 @@ def probe_nvcc(nvcc: Path, source: str) -> Cuda | None:
         return None
     here = re.search(r"^#\$ _HERE_=(.+)$", run_nvcc(
         nvcc, "--dryrun", "-x", "cu", "-c", os.devnull, "-o", os.devnull), re.MULTILINE)
-    home = Path(here.group(1).strip() if here else os.path.realpath(nvcc)).resolve().parent
+    bin_dir = Path(here.group(1).strip()) if here else Path(os.path.realpath(nvcc)).parent
+    home = bin_dir.resolve().parent
     headers = [home / "include", *home.glob("targets/*/include")]
     if not any((inc / "cuda_runtime.h").is_file() for inc in headers):
         return None

@@ -72,8 +72,11 @@ class Host:
             "nvidia/nccl/lib/libnccl.so.2": "",
         })
 
-    def add_cuda(self, version: str, name: str | None = None) -> Path:
-        """A CUDA toolkit dir with an nvcc that behaves like the real one; returns its home."""
+    def add_cuda(self, version: str, name: str | None = None, dryrun: bool = True) -> Path:
+        """A CUDA toolkit dir with an nvcc that behaves like the real one; returns its home.
+
+        dryrun=False: an nvcc that cannot say where it lives (`--dryrun` prints nothing).
+        """
         home = self.root / (name or f"cuda-{version}")
         (home / "bin").mkdir(parents=True)
         (home / "include").mkdir()
@@ -83,7 +86,7 @@ class Host:
             #!/bin/sh
             case "$1" in
               --version) echo "Cuda compilation tools, release {version}, V{version}.99";;
-              --dryrun) echo "#$ _HERE_={home}/bin" >&2;;
+              --dryrun) {f'echo "#$ _HERE_={home}/bin" >&2' if dryrun else ':'};;
               *) echo "fake nvcc: $*" >&2; exit 1;;
             esac
             """))
@@ -194,6 +197,15 @@ def test_nvcc_on_path_may_be_a_wrapper_script(host):
     assert got["CUDA_HOME"] == str(real)
     assert got["CUDA_SOURCE"] == "nvcc on PATH"
     assert "-cuda12.8-nccl2.27.7" in got["KEY"]
+
+
+def test_nvcc_on_path_may_be_a_symlink_into_the_toolkit(host):
+    host.add_tensorflow(cuda="12.5.1")
+    host.add_nccl_wheel(12, "2.27.7")
+    real = host.add_cuda("12.2", dryrun=False)
+    (host.bin / "nvcc").symlink_to(real / "bin" / "nvcc")
+    got = decisions(host.dry_run("--variant", "gpu"))
+    assert got["CUDA_HOME"] == str(real) and "-cuda12.2-" in got["KEY"]
 
 
 def test_gpu_variant_needs_tensorflows_cuda_build(host):
