@@ -70,6 +70,13 @@ WALL_TIME_S = "wall_time_s"  # epoch_wall_s summed over every epoch so far (all 
 NONFINITE_STEPS_FROM = "nonfinite_steps_from"
 NONFINITE_STEPS_TO = "nonfinite_steps_to"
 
+# --- network shape and optimiser (issue 13) ----------------------------------------
+# The tutorial network is depth 1, width 1.0; with params_* these say what size of model
+# a row's quality and throughput belong to.
+DEPTH = "depth"  # stride-1 blocks of the generator/decoder
+WIDTH = "width"  # multiplier on every channel width, rounded to whole channels
+BETA1 = "beta1"  # Adam's first-moment decay
+
 # --- model size ---------------------------------------------------------------
 PARAMS_TOTAL = "params_total"
 PARAMS_GENERATOR = "params_generator"
@@ -209,6 +216,9 @@ COLUMN_TYPES: dict[str, str] = {
     WALL_TIME_S: "float",
     NONFINITE_STEPS_FROM: "int",
     NONFINITE_STEPS_TO: "int",
+    DEPTH: "int",
+    WIDTH: "float",
+    BETA1: "float",
     PARAMS_TOTAL: "int",
     PARAMS_GENERATOR: "int",
     PARAMS_DISCRIMINATOR: "int",
@@ -311,5 +321,5 @@ LOSS_COLUMNS: tuple[str, ...] = (LOSS_G, LOSS_D, ELBO, LOSS_RECON, LOSS_KL)
 CONFIG_COLUMNS: tuple[str, ...] = (
     DATASET, MODEL, UPSAMPLING, KERNEL_SIZE, LATENT_DIM, EPOCHS, SEED,
     BATCH_SIZE, GLOBAL_BATCH_SIZE, WORKERS, LR, LR_SCALING, MAX_TRAIN_IMAGES,
-    STEPS_PER_CALL_SETTING, PRECISION,
+    STEPS_PER_CALL_SETTING, PRECISION, DEPTH, WIDTH, BETA1,
 )

@@ -45,6 +45,8 @@ MAX_NAME_CHARS = 100
 MAX_DESCRIPTION_CHARS = 10_000
 MAX_TRIALS = 10_000  # counted from the axis lengths, before the grid is expanded
 MAX_MILESTONES = 100  # values of the epochs axis in one grid
+MAX_DEPTH = 32  # stride-1 blocks of the generator/decoder (far above any real network)
+WIDTH_RANGE = (1 / 16, 8.0)  # channel multipliers: 4 channels at the narrowest layer .. 8x
 
 
 @dataclass(frozen=True)
@@ -81,6 +83,9 @@ class Trial:
     # so existing sweeps keep their ids (and results) and old config JSON still loads.
     steps_per_call: int | str = "auto"  # training steps per compiled call, or "auto"
     precision: str = "fp32"  # fp32 | mixed_bfloat16 | mixed_float16
+    depth: int = 1  # stride-1 blocks of the generator/decoder (the tutorial network: 1)
+    width: float = 1.0  # channel-width multiplier of every network (the tutorial: 1.0)
+    beta1: float = 0.9  # Adam's first-moment decay (tutorials 0.9, DCGAN paper 0.5)
 
     @property
     def trial_id(self) -> str:
@@ -161,9 +166,12 @@ AXES: dict[str, tuple[Callable[[Any], Any], Any]] = {
     "max_train_images": (sv.optional(sv.whole_number(1, 100_000_000)), None),
     "steps_per_call": (sv.steps_per_call, "auto"),
     "precision": (sv.one_of(PRECISIONS), "fp32"),
+    "depth": (sv.whole_number(0, MAX_DEPTH), 1),
+    "width": (sv.number_between(*WIDTH_RANGE), 1.0),
+    "beta1": (sv.number_between(0.0, 1.0, high_open=True), 0.9),
 }
 # Axes that are not in the trial id at their default (see Trial.config).
-LATE_AXES: tuple[str, ...] = ("steps_per_call", "precision")
+LATE_AXES: tuple[str, ...] = ("steps_per_call", "precision", "depth", "width", "beta1")
 
 EVAL_FIELDS: dict[str, Callable[[Any], Any]] = {
     "n_samples": sv.eval_samples,

@@ -66,6 +66,31 @@ def number(high: float) -> Callable[[Any], float]:
     return check
 
 
+def number_between(low: float, high: float, high_open: bool = False) -> Callable[[Any], float]:
+    """A real number in [low, high] (or [low, high) when `high_open`), as a float."""
+    top = ")" if high_open else "]"
+    fix = f"write a number in [{low:g}, {high:g}{top}"
+
+    def check(value: Any) -> float:
+        if isinstance(value, str):  # YAML 1.1 reads `5e-1` (no dot) as a string
+            try:
+                value = float(value)
+            except ValueError:
+                raise Invalid(f"must be a number, got {quote(value)}", fix) from None
+        if isinstance(value, bool) or not isinstance(value, int | float):
+            raise Invalid(f"must be a number, got {quote(value)}", fix)
+        try:
+            value = float(value)
+        except OverflowError:
+            raise Invalid(f"must be at most {high:g}", fix) from None
+        too_high = value >= high if high_open else value > high
+        if not math.isfinite(value) or value < low or too_high:
+            raise Invalid(f"must be in [{low:g}, {high:g}{top}, got {quote(value, 30)}", fix)
+        return value
+
+    return check
+
+
 def flag(value: Any) -> bool:
     if not isinstance(value, bool):
         raise Invalid(f"must be true or false, got {quote(value)}", "write `true` or `false`")

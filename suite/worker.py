@@ -88,6 +88,9 @@ def config_columns(trial: Trial) -> dict[str, Any]:
         schema.MAX_TRAIN_IMAGES: trial.max_train_images,
         schema.STEPS_PER_CALL_SETTING: str(trial.steps_per_call),
         schema.PRECISION: trial.precision,
+        schema.DEPTH: trial.depth,
+        schema.WIDTH: trial.width,
+        schema.BETA1: trial.beta1,
         schema.CONFIG_JSON: trial.to_json(),
     }
 
@@ -203,7 +206,8 @@ class TrialRun:
         x, y = cap_training_set(data, trial.max_train_images)
         num_classes = data.num_classes if is_conditional(trial.model) else 0
         net = NetSpec(data.image_shape, trial.latent_dim, num_classes, trial.upsampling,
-                      trial.kernel_size, trial.precision)
+                      trial.kernel_size, trial.precision, depth=trial.depth,
+                      width=trial.width, beta1=trial.beta1)
         model = MODELS.get(trial.model)(net, trial.lr_effective, trial.seed)
         self.protocol = protocol_columns(data, x, model.param_counts())
         base = {**config_columns(trial), **self.protocol, **self.environment}

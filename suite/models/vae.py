@@ -11,10 +11,9 @@ import tensorflow as tf
 from keras import ops
 
 from suite import schema
-from suite.models.base import GenerativeModel
+from suite.models.base import GenerativeModel, build_adam
 from suite.models.conditioning import condition_image, condition_latent
 from suite.models.networks import NetSpec, build_encoder, build_generator
-from suite.models.precision import scaled_optimizer
 
 
 class VAE(GenerativeModel):
@@ -25,7 +24,7 @@ class VAE(GenerativeModel):
         super().__init__(spec.latent_dim, spec.num_classes, seed, spec.precision, **kwargs)
         self.encoder = build_encoder(spec)
         self.decoder = build_generator(spec, output_activation=None, name="decoder")
-        self.optimizer_ = scaled_optimizer(keras.optimizers.Adam(lr), spec.precision)
+        self.optimizer_ = build_adam(lr, spec.beta1, spec.precision)
 
     @property
     def networks(self) -> dict[str, keras.Model]:
