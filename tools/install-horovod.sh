@@ -23,7 +23,10 @@ set -euo pipefail
 HOROVOD_VERSION=0.28.1
 HERE=$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)
 
-usage() { echo "usage: $0 [--variant cpu|gpu] [--dry-run] PYTHON   (e.g. $0 .venv/bin/python)" >&2; exit 2; }
+usage() {
+  echo "usage: $0 [--variant cpu|gpu] [--dry-run] PYTHON   (e.g. $0 .venv/bin/python)" >&2
+  exit 2
+}
 VARIANT=cpu
 DRY_RUN=0
 PY=""
@@ -158,7 +161,7 @@ verify() {
     local build
     build=$("$BIN_DIR/horovodrun" --check-build 2>&1) || die "horovodrun --check-build failed"
     echo "$build" | grep -q '\[X\] NCCL' \
-      || { echo "$build" >&2; die "Horovod was built with NCCL but --check-build does not list it"; }
+      || { echo "$build" >&2; die "built with NCCL, but --check-build does not list NCCL"; }
   fi
   # CPU tensors through Gloo, also with the NCCL wheel: hide GPUs so that two ranks
   # on one host do not both place their tensors on GPU 0.
@@ -237,8 +240,8 @@ def patch(name: str, old: str, new: str) -> None:
 patch("horovod/tensorflow/xla_mpi_ops.cc", "#if TENSORFLOW_VERSION >= 2006000000\n",
       "#if 0  /* genbench: XLA ops off; their headers moved in TF >= 2.16 */\n")
 if variant == "gpu":
-    patch("CMakeLists.txt", "project(horovod CXX)\n",
-          "project(horovod CXX)\nset(CMAKE_SKIP_BUILD_RPATH TRUE)  # genbench: RUNPATH from LDFLAGS\n")
+    patch("CMakeLists.txt", "project(horovod CXX)\n", "project(horovod CXX)\n"
+          "set(CMAKE_SKIP_BUILD_RPATH TRUE)  # genbench: the RUNPATH comes from LDFLAGS\n")
     patch("horovod/tensorflow/mpi_ops.cc", """\
 // Forward declaration of AsGpuStreamValue
 namespace stream_executor {
