@@ -23,11 +23,13 @@ from analysis.tables import (
     trial_overview,
     upsampling_effect,
 )
+from analysis.time_to_target import time_to_target, time_to_target_table
 
 __all__ = [
     "QUALITY_METRICS", "TRIAL_DIR", "ResultsWarning", "available_metrics", "best_config",
     "bootstrap_mean", "compare", "floor_table", "format_mean_std", "load_results",
     "pareto_front", "render",
     "sample_path", "scaling", "select_rows", "to_csv", "to_html", "to_latex", "to_markdown",
-    "trial_overview", "upsampling_effect", "within_floor", "write_report",
+    "time_to_target", "time_to_target_table", "trial_overview", "upsampling_effect",
+    "within_floor", "write_report",
 ]
