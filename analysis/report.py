@@ -173,6 +173,9 @@ def build_sections(df: pd.DataFrame, dirs: list[Path], fig_dir: Path,
     sections.append(_effect_section(df, quality))
     sections.append(_scaling_section(df, fig_dir))
     sections.append(_pareto_section(df, quality, fig_dir))
+    from analysis.cost_sections import size_section, time_section  # they build on this module
+    sections.append(time_section(df, quality, fig_dir))
+    sections.append(size_section(df, quality, fig_dir))
     sections.append(_samples_section(df, fig_dir))
     return sections
 

@@ -101,3 +101,22 @@ def test_missing_metric_column_is_a_key_error_and_no_values_is_empty():
         analysis.time_to_target(df.drop(columns=schema.FD_DOMAIN), schema.FD_DOMAIN, 1.0)
     assert analysis.time_to_target(df, schema.KID_DOMAIN, 1.0).empty
     assert time_to_target_table(df, schema.KID_DOMAIN, 1.0).empty
+
+
+def test_size_table_and_cost_plots(tmp_path):
+    from analysis.cost_plots import plot_against_params, plot_metric_vs_time, size_table
+    rows = []
+    for width, params, seconds in ((0.5, 1000, [2.0, 4.0]), (1.0, 4000, [5.0, 10.0])):
+        for r in trial_rows("transpose", 0, [20.0, 9.0 * width], seconds):
+            rows.append({**r, schema.TRIAL_ID: f"w{width}", schema.WIDTH: width,
+                         schema.DEPTH: 1, schema.PARAMS_TOTAL: params,
+                         schema.IMAGES_PER_SEC: 100.0 / width})
+    df = frame(rows)
+    table = size_table(df, [schema.FD_DOMAIN, schema.IMAGES_PER_SEC])
+    assert table[schema.PARAMS_TOTAL].tolist() == [1000, 4000]
+    assert table[schema.FD_DOMAIN].tolist() == [4.5, 9.0]  # final epoch only
+    assert table[schema.IMAGES_PER_SEC].tolist() == [200.0, 100.0]
+    for path in (plot_metric_vs_time(df, schema.FD_DOMAIN, tmp_path / "t.png", target=10.0),
+                 plot_against_params(df, [schema.FD_DOMAIN], tmp_path / "p.png")):
+        assert path.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
+    assert size_table(df.drop(columns=schema.PARAMS_TOTAL), [schema.FD_DOMAIN]).empty
