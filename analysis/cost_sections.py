@@ -1,18 +1,28 @@
-"""Report sections on what quality costs: time to a quality target (MLPerf's measure of
-training) and quality and throughput against model size. `analysis.report` adds them."""
+"""Report sections added by issue 13: time to a quality target (MLPerf's measure of
+training), quality and throughput against model size, and each trial's samples across
+milestones as an animated GIF. `analysis.report` adds them."""
 
 from __future__ import annotations
 
 import math
+import shutil
 from pathlib import Path
 
 import pandas as pd
 
 from analysis import cost_plots
-from analysis.report import Section, Table, Text, _add_plot, _slug
-from analysis.tables import better_is_lower
+from analysis.load import sample_path
+from analysis.report import Image, Section, Table, Text, _add_plot, _slug
+from analysis.tables import (
+    DESIGN_COLUMNS,
+    better_is_lower,
+    config_label,
+    select_rows,
+    varying_columns,
+)
 from analysis.time_to_target import IMAGES_SEEN, default_target, time_to_target_table
 from suite import schema
+from suite.samples import GIF_NAME
 
 
 def time_section(df: pd.DataFrame, quality: list[str], fig_dir: Path) -> Section:
@@ -68,3 +78,41 @@ def _format(table: pd.DataFrame) -> pd.DataFrame:
         out[column] = out[column].map(lambda v: "" if pd.isna(v) else f"{v:.3g}")
     out[IMAGES_SEEN] = out[IMAGES_SEEN].map(lambda v: "" if pd.isna(v) else f"{v:,.0f}")
     return out
+
+
+MAX_GIFS = 16
+
+
+def gifs_section(df: pd.DataFrame, fig_dir: Path) -> Section:
+    """Each configuration's samples across milestones, as the animated GIF its trial wrote
+    beside its PNG grids (lowest seed; at most MAX_GIFS)."""
+    section = Section("Samples across milestones")
+    final = select_rows(df, "final")
+    if schema.SAMPLES_PNG in final:
+        final = final[final[schema.SAMPLES_PNG].notna()]
+    if final.empty:
+        return section.add(Text("No sample grids at the final epoch."))
+    final = final.sort_values([schema.SEED, schema.TRIAL_ID], kind="stable")
+    keys = list(dict.fromkeys([schema.MODEL, schema.UPSAMPLING,
+                               *varying_columns(final, DESIGN_COLUMNS)]))
+    chosen = final.drop_duplicates(keys).assign(_label=lambda d: config_label(d, keys))
+    chosen = chosen.sort_values("_label", kind="stable")
+    section.add(Text(f"Each trial's sample grids from its first milestone to its last "
+                     f"(`samples/{GIF_NAME}` in its trial directory; fixed noise, lowest seed)."))
+    missing = []
+    for _, row in chosen.head(MAX_GIFS).iterrows():
+        png = sample_path(row)
+        gif = png.parent / GIF_NAME if png is not None else None
+        if gif is None or not gif.is_file():
+            missing.append(row["_label"])
+            continue
+        copy = fig_dir / f"samples_{_slug(row[schema.TRIAL_ID])}.gif"
+        shutil.copyfile(gif, copy)
+        section.add(Image(copy, f"{row['_label']} (trial `{row[schema.TRIAL_ID]}`)"))
+    if missing:
+        section.add(Text("No GIF (trials written before GIFs were made): "
+                         + ", ".join(missing) + "."))
+    if len(chosen) > MAX_GIFS:
+        section.add(Text(f"{len(chosen) - MAX_GIFS} more configurations not shown "
+                         f"(at most {MAX_GIFS} GIFs)."))
+    return section

@@ -116,7 +116,7 @@ def write_report(dirs: Sequence[str | Path], out: Path,
     out = Path(out)
     fig_dir = out / FIGURES_DIR
     fig_dir.mkdir(parents=True, exist_ok=True)
-    for stale in fig_dir.glob("*.png"):  # figures of an earlier report into the same place
+    for stale in [*fig_dir.glob("*.png"), *fig_dir.glob("*.gif")]:  # an earlier report's
         stale.unlink()
     with warnings.catch_warnings(record=True) as caught:
         warnings.simplefilter("always")
@@ -173,10 +173,11 @@ def build_sections(df: pd.DataFrame, dirs: list[Path], fig_dir: Path,
     sections.append(_effect_section(df, quality))
     sections.append(_scaling_section(df, fig_dir))
     sections.append(_pareto_section(df, quality, fig_dir))
-    from analysis.cost_sections import size_section, time_section  # they build on this module
+    from analysis.cost_sections import gifs_section, size_section, time_section  # uses us
     sections.append(time_section(df, quality, fig_dir))
     sections.append(size_section(df, quality, fig_dir))
     sections.append(_samples_section(df, fig_dir))
+    sections.append(gifs_section(df, fig_dir))
     return sections
 
 
@@ -452,7 +453,8 @@ def render_html(title: str, sections: list[Section], out: Path) -> str:
                 parts.append(to_html(b.df))
             elif isinstance(b, Image):
                 data = base64.b64encode(b.path.read_bytes()).decode("ascii")
-                parts.append(f'<figure><img src="data:image/png;base64,{data}" '
+                kind = "gif" if b.path.suffix == ".gif" else "png"  # GIFs: samples over time
+                parts.append(f'<figure><img src="data:image/{kind};base64,{data}" '
                              f'alt="{html.escape(_plain(b.caption))}">'
                              f"<figcaption>{_html_inline(b.caption)}</figcaption></figure>")
         parts.append("</section>")
@@ -481,6 +483,9 @@ def render_latex(title: str, sections: list[Section], out: Path) -> str:
                 lines += [r"\begin{table}[ht]", r"\centering", r"\small",
                           rf"\textbf{{{_latex_inline(b.caption)}}}\par\medskip",
                           tabular, r"\end{table}", ""]
+            elif isinstance(b, Image) and b.path.suffix == ".gif":  # LaTeX cannot animate
+                rel = b.path.relative_to(out).as_posix()
+                lines += [_latex_inline(f"{_plain(b.caption)}: animated GIF `{rel}`"), ""]
             elif isinstance(b, Image):
                 rel = b.path.relative_to(out).as_posix()
                 lines += [r"\begin{figure}[ht]", r"\centering",

@@ -24,7 +24,7 @@ from suite.atomic import DiskFullError, disk_full_error, is_disk_full
 from suite.data import ImageData, load_dataset
 from suite.environment import describe_environment, utc_timestamp
 from suite.events import EPOCH_END, Event, EventSink, ignore_event
-from suite.samples import eval_noise_and_labels, save_grid_png
+from suite.samples import eval_noise_and_labels, save_grid_gif, save_grid_png
 from suite.spec import Trial
 from suite.store import TrialStore
 
@@ -228,6 +228,7 @@ class TrialRun:
             if self.writer:
                 images = np.asarray(model.generate(noise, labels))
                 save_grid_png(images, grid_rows, grid_cols, self.store.directory / png)
+                save_grid_gif(self.store.samples_dir, report.epoch)  # grids so far, animated
                 quality = evaluate_milestone(model, data, trial, backbones, report.epoch)
             self.write_row({**base, **clock_columns(report, trial),
                             **loss_columns(report.losses), **quality,
