@@ -10,8 +10,12 @@ TF     ?= cpu
 EXTRAS ?= $(TF),dev,ray,slurm
 comma  := ,
 STAMP  := $(VENV)/.genbench-installed-$(subst $(comma),-,$(EXTRAS))
-SWEEP  ?= smoke
+# `make run`'s sweep (suite/configs/demo.yaml: about 4 minutes on 2 cores); any built-in
+# name or YAML path works, e.g. `make run SWEEP=smoke`.
+SWEEP  ?= demo
 OUT    ?= results
+# `make run` writes the sweep's report to $(REPORT)/<sweep name>/report.html
+REPORT ?= report
 PYTEST_ARGS ?=
 
 .PHONY: install horovod-nccl test-deps run test test-fast bench lint clean
@@ -36,8 +40,20 @@ HOROVOD_NCCL_VENV ?= $(or $(GENBENCH_CACHE),$(HOME)/.cache/genbench)/horovod-ncc
 horovod-nccl:
 	@tools/build-horovod-nccl.sh $(HOROVOD_NCCL_VENV)
 
-run: install
-	$(VENV)/bin/genbench run $(SWEEP) --out $(OUT)
+# A first run waits only for what its sweep uses: the package, plus Horovod (minutes to
+# build the first time, then cached) only when a trial has workers > 1. It writes the
+# report even when some trials failed, prints the report's path, and keeps
+# `genbench run`'s exit status.
+run: $(STAMP)
+	@if $(PY) tools/sweep_facts.py needs-horovod $(SWEEP) 2>/dev/null; then \
+	  echo "$(SWEEP) has multi-worker trials: installing Horovod"; \
+	  tools/install-horovod.sh --variant $(TF) $(PY); fi
+	@status=0; $(VENV)/bin/genbench run $(SWEEP) --out $(OUT) || status=$$?; \
+	name=$$($(PY) tools/sweep_facts.py name $(SWEEP) 2>/dev/null) || exit $$status; \
+	if [ -d "$(OUT)/$$name" ]; then \
+	  $(VENV)/bin/genbench report "$(OUT)/$$name" --out "$(REPORT)/$$name" >/dev/null || exit 1; \
+	  echo; echo "report: $$(realpath "$(REPORT)/$$name/report.html")"; fi; \
+	exit $$status
 
 # System packages only the tests use (a one-node Slurm, headless Chromium): installed
 # here, by the test target's own install step, never by `make run` or inside a test.
