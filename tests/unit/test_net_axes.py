@@ -90,3 +90,29 @@ def test_bad_value_is_one_clear_error(case, write_sweep):
     message = str(info.value)
     assert field in message and words in message and "\n  fix: " in message, message
     assert len(message) < 400
+
+
+def test_seed_study_uses_each_familys_own_settings():
+    trials = load_sweep("seed-study").trials
+    assert len(trials) == 24
+    for t in trials:
+        if t.model in ("dcgan", "cgan"):  # the DCGAN tutorial
+            assert (t.batch_size, t.lr, t.epochs) == (256, 1e-4, 50)
+        if t.model == "vae":  # the CVAE tutorial
+            assert (t.dataset, t.batch_size, t.epochs) == ("mnist", 32, 10)
+        assert t.latent_dim == (110 if t.dataset == "cifar10" else 100)
+        assert (t.depth, t.width, t.beta1) == (1, 1.0, 0.9)  # the tutorial networks
+    assert {t.seed for t in trials} == {0, 1, 2}
+
+
+def test_depth_study_is_the_mnist_half_over_depth():
+    study = load_sweep("depth-study").trials
+    seed = {(t.model, t.upsampling, t.seed): t for t in load_sweep("seed-study").trials
+            if t.dataset == "mnist"}
+    assert len(study) == 48 and {t.depth for t in study} == {0, 1, 2, 3}
+    for t in study:
+        same = seed[(t.model, t.upsampling, t.seed)]
+        assert (t.batch_size, t.lr, t.latent_dim, t.milestones) == (
+            same.batch_size, same.lr, same.latent_dim, same.milestones)
+        if t.depth == 1:  # the tutorial depth: the very trial of the seed study
+            assert t.trial_id == same.trial_id
