@@ -27,6 +27,7 @@ from suite.events import EPOCH_END, Event, EventSink, ignore_event
 from suite.samples import eval_noise_and_labels, save_grid_gif, save_grid_png
 from suite.spec import Trial
 from suite.store import TrialStore
+from suite.tensorboard import TrialSummaries
 
 STATE_BUSY = "busy"  # another live process holds the trial's lease
 
@@ -215,11 +216,16 @@ class TrialRun:
             trial.latent_dim, num_classes, trial.seed)
         backbones = resolve_backbones(trial.eval.backbones, data, ctx.inception_weights) \
             if self.writer else {}
+        summaries = TrialSummaries(self.store.directory, f"{trial.trial_id} {trial_label(trial)}",
+                                   {**config_columns(trial), **self.protocol}) \
+            if self.writer else None
 
         def on_epoch(report: EpochReport) -> None:
             self.epoch_reached = report.epoch
             self.on_event(Event(EPOCH_END, trial.trial_id, trial_label(trial), epoch=report.epoch,
                                 epochs=trial.epochs, losses=loss_columns(report.losses)))
+            if summaries is not None:
+                summaries.write_epoch(report.epoch, report.losses)
 
         def on_milestone(report: EpochReport) -> None:
             started = time.perf_counter()
@@ -230,18 +236,27 @@ class TrialRun:
                 save_grid_png(images, grid_rows, grid_cols, self.store.directory / png)
                 save_grid_gif(self.store.samples_dir, report.epoch)  # grids so far, animated
                 quality = evaluate_milestone(model, data, trial, backbones, report.epoch)
+            eval_time = time.perf_counter() - started
             self.write_row({**base, **clock_columns(report, trial),
                             **loss_columns(report.losses), **quality,
                             schema.EPOCH: report.epoch, schema.STATUS: schema.STATUS_OK,
                             schema.SAMPLES_PNG: png,
-                            schema.EVAL_TIME_S: time.perf_counter() - started,
+                            schema.EVAL_TIME_S: eval_time,
                             schema.TIMESTAMP: utc_timestamp()})
+            if summaries is not None:
+                summaries.write_milestone(report.epoch, {**clock_columns(report, trial), **quality,
+                                                         schema.EVAL_TIME_S: eval_time},
+                                          images, (grid_rows, grid_cols))
 
         config = TrainConfig(epochs=trial.epochs, milestones=trial.milestones,
                              batch_size=trial.batch_size, seed=trial.seed,
                              steps_per_call=trial.steps_per_call, started_at=self.started_at)
-        outcome = train(model, x, y, config, checkpoint_path=self.store.checkpoint_path,
-                        replicas=self.replicas, on_epoch=on_epoch, on_milestone=on_milestone)
+        try:
+            outcome = train(model, x, y, config, checkpoint_path=self.store.checkpoint_path,
+                            replicas=self.replicas, on_epoch=on_epoch, on_milestone=on_milestone)
+        finally:
+            if summaries is not None:
+                summaries.close()
         if outcome.status == schema.STATUS_DIVERGED:
             first, last = outcome.nonfinite_steps or (None, None)
             self.write_row({**base, schema.EPOCH: outcome.epoch, schema.STATUS: outcome.status,

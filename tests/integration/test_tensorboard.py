@@ -1,0 +1,101 @@
+"""TensorBoard event files and sample GIFs written by real trials, read back."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+from PIL import Image
+
+from analysis.load import load_results, sample_path
+from suite import schema
+from suite.cli import main
+from suite.samples import GIF_NAME
+from suite.tensorboard import TENSORBOARD_DIR
+
+SWEEP = """
+name: tb
+dataset: mnist
+grid:
+  model: [dcgan, cvae]
+  epochs: [1, 2]
+fixed:
+  upsampling: nearest
+  latent_dim: 8
+  batch_size: 32
+  max_train_images: 256
+eval: {n_samples: 200, backbones: [domain]}
+"""
+
+
+def read_events(run_dir) -> dict[str, dict[int, object]]:
+    """tag -> step -> value (a float for scalars, the decoded image array, or text)."""
+    import tensorflow as tf
+
+    out: dict[str, dict[int, object]] = {}
+    files = sorted(run_dir.glob("events.out.tfevents.*"))
+    assert files, f"no event files in {run_dir}"
+    for path in files:
+        for event in tf.compat.v1.train.summary_iterator(str(path)):
+            for value in event.summary.value:
+                tensor = tf.make_ndarray(value.tensor)
+                plugin = value.metadata.plugin_data.plugin_name
+                if plugin == "images":  # [width, height, png...]
+                    decoded = tf.io.decode_png(tensor[2]).numpy()
+                    out.setdefault(value.tag, {})[event.step] = decoded
+                elif plugin == "text":
+                    out.setdefault(value.tag, {})[event.step] = tensor.item().decode()
+                else:
+                    out.setdefault(value.tag, {})[event.step] = float(tensor)
+    return out
+
+
+@pytest.fixture(scope="module")
+def tb_run(tmp_path_factory, data_dir):
+    root = tmp_path_factory.mktemp("tb")
+    sweep = root / "sweep.yaml"
+    sweep.write_text(SWEEP)
+    out = root / "results"
+    assert main(["run", str(sweep), "--out", str(out), "--data-dir", str(data_dir),
+                 "--quiet"]) == 0
+    return out
+
+
+def test_every_trial_writes_losses_metrics_throughput_and_grids(tb_run):
+    df = load_results(tb_run / "tb")
+    runs = sorted((tb_run / "tb").glob(f"trials/*/{TENSORBOARD_DIR}/*"))
+    assert len(runs) == df[schema.TRIAL_ID].nunique() == 2
+    for run in runs:
+        trial_id = run.parent.parent.name
+        assert run.name.startswith(trial_id)  # the run is named by id and label
+        rows = df[df[schema.TRIAL_ID] == trial_id].set_index(schema.EPOCH)
+        events = read_events(run)
+        model = rows[schema.MODEL].iloc[0]
+        losses = ["loss/loss_g", "loss/loss_d"] if model == "dcgan" else ["loss/elbo"]
+        for tag in losses:
+            assert sorted(events[tag]) == [1, 2]
+            column = tag.split("/")[1]
+            assert events[tag][2] == pytest.approx(rows.loc[2, column], rel=1e-5)
+        for tag, column in (("quality/fd_domain", schema.FD_DOMAIN),
+                            ("throughput/images_per_sec", schema.IMAGES_PER_SEC),
+                            ("throughput/train_time_s", schema.TRAIN_TIME_S)):
+            assert sorted(events[tag]) == [1, 2]
+            for epoch in (1, 2):
+                assert events[tag][epoch] == pytest.approx(rows.loc[epoch, column], rel=1e-5)
+        assert trial_id in events["config"][0]
+        for epoch in (1, 2):  # the grid image is the PNG's grid (before its 2x upscale)
+            grid = events["samples"][epoch]
+            png = np.asarray(Image.open(sample_path(rows.loc[epoch])))
+            assert grid.shape[:2] == (png.shape[0] // 2, png.shape[1] // 2)
+            assert np.array_equal(grid[..., 0], png[::2, ::2])
+
+
+def test_every_trial_writes_a_gif_of_its_grids(tb_run):
+    df = load_results(tb_run / "tb")
+    for _, row in df[df[schema.EPOCH] == 2].iterrows():
+        gif = sample_path(row).parent / GIF_NAME
+        with Image.open(gif) as im:
+            assert im.n_frames == 2
+            im.seek(1)
+            last = np.asarray(im.convert("L"))
+        png = np.asarray(Image.open(sample_path(row)))
+        assert np.array_equal(last[:png.shape[0]], png)  # exact greys, label strip below
