@@ -25,12 +25,15 @@ STATS = ("mean", "std", "n")
 
 # Sample-quality metrics, most useful first (the first available one is "primary").
 QUALITY_METRICS: tuple[str, ...] = (
-    schema.FD_DOMAIN, schema.FID_INCEPTION, schema.FD_DOMAIN_INF, schema.FID_INCEPTION_INF,
-    schema.KID_DOMAIN, schema.KID_INCEPTION,
+    schema.FD_DOMAIN, schema.FID_INCEPTION, schema.FID_INCEPTION_KERAS, schema.FD_DOMAIN_INF,
+    schema.FID_INCEPTION_INF, schema.FID_INCEPTION_KERAS_INF,
+    schema.KID_DOMAIN, schema.KID_INCEPTION, schema.KID_INCEPTION_KERAS,
     schema.PRECISION_DOMAIN, schema.RECALL_DOMAIN, schema.PRECISION_INCEPTION,
-    schema.RECALL_INCEPTION, schema.DENSITY_DOMAIN, schema.COVERAGE_DOMAIN,
-    schema.DENSITY_INCEPTION, schema.COVERAGE_INCEPTION, schema.INCEPTION_SCORE,
-    schema.SPECTRAL_DISTANCE, schema.CHECKERBOARD_SCORE, schema.CLASS_ACCURACY, schema.CAS,
+    schema.RECALL_INCEPTION, schema.PRECISION_INCEPTION_KERAS, schema.RECALL_INCEPTION_KERAS,
+    schema.DENSITY_DOMAIN, schema.COVERAGE_DOMAIN, schema.DENSITY_INCEPTION,
+    schema.COVERAGE_INCEPTION, schema.DENSITY_INCEPTION_KERAS, schema.COVERAGE_INCEPTION_KERAS,
+    schema.INCEPTION_SCORE, schema.INCEPTION_SCORE_KERAS, schema.SPECTRAL_DISTANCE,
+    schema.CHECKERBOARD_SCORE, schema.CLASS_ACCURACY, schema.CAS,
     schema.INTRA_CLASS_FD, schema.TEST_ELBO, schema.TEST_RECON_ERROR,
 )
 
@@ -46,6 +49,10 @@ LOWER_IS_BETTER: dict[str, bool] = {
     schema.FD_DOMAIN_INF: True, schema.FID_INCEPTION_INF: True,
     schema.DENSITY_DOMAIN: False, schema.COVERAGE_DOMAIN: False,
     schema.DENSITY_INCEPTION: False, schema.COVERAGE_INCEPTION: False, schema.CAS: False,
+    schema.FID_INCEPTION_KERAS: True, schema.FID_INCEPTION_KERAS_INF: True,
+    schema.KID_INCEPTION_KERAS: True, schema.PRECISION_INCEPTION_KERAS: False,
+    schema.RECALL_INCEPTION_KERAS: False, schema.DENSITY_INCEPTION_KERAS: False,
+    schema.COVERAGE_INCEPTION_KERAS: False, schema.INCEPTION_SCORE_KERAS: False,
     schema.IMAGES_PER_SEC: False, schema.IMAGES_PER_SEC_PER_WORKER: False,
     schema.LOSS_G: True, schema.LOSS_D: True, schema.LOSS_RECON: True, schema.LOSS_KL: True,
     schema.STEP_TIME_P50_MS: True, schema.STEP_TIME_P95_MS: True, schema.EPOCH_TIME_S: True,

@@ -131,7 +131,7 @@ def _evaluate(model, data: ImageData, trial, backbones: Mapping[str, FeatureExtr
         row.update(sample_columns(fake, labels, real, real_labels, data, backbones))
     else:  # recorded, not raised: the row says the samples were unusable
         row.update(dict.fromkeys(sample_column_names(backbones, conditional), math.nan))
-    if getattr(spec, "cas", False):
+    if spec.cas:
         row.update(cas_columns(fake if finite else None, labels, data, seed=(trial.seed, epoch)))
     if model_family(trial.model) == "vae":
         row.update(vae_columns(model, data.x_eval[:n_real], real_labels if conditional else None,
