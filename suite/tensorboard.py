@@ -2,7 +2,7 @@
 
 Each trial writes to `<trial dir>/tensorboard/<label>/`, so
 `tensorboard --logdir results/<sweep>` lists every trial as a run named by its
-trial id and label (and Ray Tune's own event files under `<sweep>/tune/` beside
+trial id and label (and Ray Tune's own event files under `<sweep>/ray/` beside
 them). The step is the epoch: losses at every epoch, every metric and the
 throughput at every milestone, and the sample grid as an image. Rank 0 alone
 writes (the worker decides). Results stay in result.parquet; these files are
