@@ -356,7 +356,9 @@ def test_html_report_shows_every_image_in_chromium(smoke_report, tmp_path):
     broken = [im for im in report_images if not (im["complete"] and im["width"] > 0
                                                  and im["height"] > 0)]
     assert broken == [], broken
-    assert all(im["src"].startswith("data:image/png") for im in report_images)
+    # PNG figures, and each trial's animated GIF of its samples across milestones
+    assert all(im["src"].startswith(("data:image/png", "data:image/gif")) for im in report_images)
+    assert any(im["src"].startswith("data:image/gif") for im in report_images)
 
 
 # --- CLI and the no-TensorFlow promise ---------------------------------------------------------
