@@ -74,6 +74,11 @@ class DeviceLoop:
                           sums=dict(zip(self.names, out[2:2 + k].tolist(), strict=True)),
                           last=dict(zip(self.names, out[2 + k:].tolist(), strict=True)))
 
+    @property
+    def traces(self) -> int:
+        """How often the function was traced: once per process, whatever the call sizes."""
+        return int(self._function.experimental_get_tracing_count())
+
     def measure_overhead(self, iterator, repeats: int = 5) -> float:
         """Seconds of a call that runs no step (dispatch, launch, host read): the best of
         `repeats`. It consumes no batch and changes no state."""

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import time
+
 import keras
 import numpy as np
 import pytest
@@ -18,6 +20,7 @@ def mnist_slice(mnist):
 
 
 def build(name: str, lr: float = 1e-3, seed: int = 0, upsampling: str = "nearest"):
+    keras.backend.clear_session()  # as the worker does: fresh graph names per trial
     keras.utils.set_random_seed(seed)  # as the worker does: seeded initial weights
     classes = 10 if name.startswith("c") else 0
     return MODELS.get(name)(NetSpec((28, 28, 1), 8, classes, upsampling, 3), lr, seed)
@@ -50,8 +53,8 @@ def test_resume_from_checkpoint_matches_an_uninterrupted_run(mnist_slice, tmp_pa
     x, y = mnist_slice
     x, y = x[:512], y[:512]
     config = TrainConfig(epochs=2, milestones=(2,), batch_size=64, seed=3)
-    straight = build("dcgan", seed=3)
-    train(straight, x, y, config)
+    straight, straight_seen = build("dcgan", seed=3), []
+    train(straight, x, y, config, on_epoch=straight_seen.append)
 
     ckpt = tmp_path / "checkpoint.npz"
     first = build("dcgan", seed=3)
@@ -61,6 +64,7 @@ def test_resume_from_checkpoint_matches_an_uninterrupted_run(mnist_slice, tmp_pa
     outcome = train(resumed, x, y, config, ckpt, on_epoch=seen.append)
     assert outcome.resumed_from == 1 and [r.epoch for r in seen] == [2]
     assert seen[0].clock.steps == 16  # 8 steps restored from the checkpoint + 8 new
+    assert seen[0].losses == straight_seen[-1].losses  # the epoch's row is the same row
     for a, b in zip(straight.variables, resumed.variables, strict=True):
         np.testing.assert_allclose(np.asarray(a), np.asarray(b), rtol=1e-4, atol=1e-5,
                                    err_msg=a.path)
@@ -89,3 +93,19 @@ def test_clock_excludes_warmup_and_counts_images():
     clock.start_process()
     clock.record_step(4.0, epoch=2)
     assert clock.summary().compile_time_s == pytest.approx(10.0)
+
+
+def test_epoch_wall_time_holds_setup_and_compilation(mnist_slice):
+    """The first epoch's wall time counts from when the process took up the trial, so
+    setup before training (here 3 s of it) and compilation show in the row."""
+    x, y = mnist_slice
+    seen = []
+    train(build("vae"), x[:512], y[:512],
+          TrainConfig(epochs=2, milestones=(2,), batch_size=64, seed=0, steps_per_call=4,
+                      started_at=time.perf_counter() - 3.0), on_epoch=seen.append)
+    first, second = seen[0].clock, seen[1].clock
+    assert first.epoch_wall_s >= 3.0 + first.train_time_s
+    assert first.epoch_time_s < first.train_time_s  # steps-based: compilation left out
+    assert second.epoch_wall_s < first.epoch_wall_s - 3.0  # later epochs: no setup
+    assert second.wall_time_s == pytest.approx(first.epoch_wall_s + second.epoch_wall_s)
+    assert second.wall_time_s >= second.train_time_s
