@@ -9,8 +9,8 @@ import sys
 
 import pytest
 
-from suite import schema
 from analysis.load import load_results
+from suite import schema
 
 pytestmark = pytest.mark.skipif(importlib.util.find_spec("horovod") is None,
                                 reason="Horovod not installed: run tools/install-horovod.sh "

@@ -25,10 +25,10 @@ from pathlib import Path
 import pyarrow.parquet as pq
 import pytest
 
+from analysis.load import load_results
 from suite import schema
 from suite.cli import main
 from suite.errors import GenbenchError, SpecError
-from analysis.load import load_results
 
 pytestmark = pytest.mark.skipif(importlib.util.find_spec("ray") is None,
                                 reason="Ray Tune not installed: pip install 'genbench[ray]'")

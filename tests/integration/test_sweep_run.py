@@ -12,10 +12,10 @@ import numpy as np
 import pytest
 from PIL import Image
 
+from analysis.load import load_results
 from suite import schema
 from suite.cli import main
 from suite.models import MODELS
-from analysis.load import load_results
 
 SMALL = """
 name: small
