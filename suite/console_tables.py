@@ -20,7 +20,8 @@ RESULT_COLUMNS = (
     schema.ERROR,
 )
 PLAN_COLUMNS = ("#", "trial_id", "dataset", "model", "upsampling", "latent",
-                "epochs (milestones)", "seed", "batch", "lr", "workers", "max_train")
+                "epochs (milestones)", "seed", "batch", "lr", "workers", "max_train", "depth",
+                "width", "beta1")
 
 
 def print_plan(sweep, trials, field: str | None = None) -> None:
@@ -42,7 +43,8 @@ def print_plan(sweep, trials, field: str | None = None) -> None:
         table.add_row(str(t.index), t.trial_id, escape(t.dataset), t.model, t.upsampling,
                       str(t.latent_dim), ",".join(map(str, t.milestones)), str(t.seed),
                       str(t.batch_size), f"{t.lr:g}", str(t.workers),
-                      str(t.max_train_images or "all"))
+                      str(t.max_train_images or "all"), str(getattr(t, "depth", "")),
+                      f"{getattr(t, 'width', '')}", f"{getattr(t, 'beta1', '')}")
     Console(width=200).print(table)
 
 
