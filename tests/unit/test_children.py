@@ -54,6 +54,8 @@ def test_one_failing_child_stops_the_others(tmp_path, failing, status) -> None:
 
 
 def test_interrupt_stops_every_child_and_propagates(tmp_path) -> None:
+    # Python's own SIGINT handler, whatever an earlier test's library (Ray, TF) installed.
+    previous = signal.signal(signal.SIGINT, signal.default_int_handler)
     children = []
     timer = threading.Timer(0.5, os.kill, (os.getpid(), signal.SIGINT))
     with pytest.raises(KeyboardInterrupt):
@@ -63,6 +65,7 @@ def test_interrupt_stops_every_child_and_propagates(tmp_path) -> None:
             assert all(os.getsid(c.pid) == c.pid for c in children)
             timer.start()
             group.wait()
+    signal.signal(signal.SIGINT, previous)
     assert all(c.returncode is not None for c in children)
 
 
