@@ -13,8 +13,9 @@ resize method):
 - per backbone, into the columns its BackboneInfo declares (suite/metrics/scores.py):
   Frechet distance, KID (mean, std over 100 subsets of min(1000, n/2) so that
   subsets differ), precision, recall, density and coverage (k=3, from one set of
-  k-NN balls), FD_inf (FD at 5 fake subset sizes from n/5 to n, extrapolated by
-  FD = FD_inf + c/n), and its weights id;
+  k-NN balls), FD_inf (FD at fake sample sizes n/5, n/4, n/3, n/2 and n, averaged
+  over the folds of a seeded partition, extrapolated by FD = FD_inf + c/n), and its
+  weights id;
 - beside each of FD, KID, precision, recall, density and coverage, its real-vs-real
   noise floor: the same score between two disjoint real subsets of the eval
   split, n_floor = min(n_real, len(eval split) // 2) images each, computed once

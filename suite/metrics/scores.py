@@ -30,7 +30,7 @@ KID_SUBSETS = 100
 KID_SUBSET_SIZE = 1000
 KID_SEED = 0
 PR_NEIGHBOURS = 3  # k of the k-NN balls behind precision, recall, density and coverage
-FD_INF_SEED = 0  # the permutation whose prefixes are FD_inf's subsets
+FD_INF_SEED = 0  # the permutation whose folds are FD_inf's subsets
 FLOOR_SEED = 0  # the permutation of the eval split that the floor's subsets come from
 FLOOR_METRICS: tuple[str, ...] = ("fd", "kid", "precision", "recall", "density", "coverage")
 # Every setting behind the cached radii and floor: part of the reference cache key.

@@ -27,7 +27,7 @@ from suite.metrics.cache import (
 from suite.metrics.fid import (
     GaussianStats,
     fd_curve_to_fd_inf,
-    fd_inf_sizes,
+    fd_inf_folds,
     features_to_fd_inf,
     features_to_stats,
     prepare_reference,
@@ -127,12 +127,15 @@ def test_given_radii_give_the_same_scores_and_are_checked() -> None:
 # ---------------------------------------------------------------- FD_inf
 
 
-def test_fd_inf_sizes_span_a_fifth_to_all() -> None:
-    assert fd_inf_sizes(10_000) == (2000, 4000, 6000, 8000, 10_000)
-    assert fd_inf_sizes(10) == (2, 4, 6, 8, 10)
-    assert fd_inf_sizes(4) == (2, 3, 4)
+def test_fd_inf_takes_sizes_n_over_k() -> None:
+    assert fd_inf_folds(10_000) == (5, 4, 3, 2, 1)
+    assert fd_inf_folds(10) == (5, 4, 3, 2, 1) and fd_inf_folds(4, points=2) == (2, 1)
     with pytest.raises(ValueError):
-        fd_inf_sizes(2)
+        fd_inf_folds(9)
+    rng = np.random.default_rng(4)
+    x = rng.normal(size=(1000, 4))
+    fit = features_to_fd_inf(x, prepare_reference(features_to_stats(rng.normal(size=(500, 4)))))
+    assert fit.sizes == (200.0, 250.0, 1000 / 3, 500.0, 1000.0)
 
 
 def test_fd_inf_fit_recovers_an_exact_line() -> None:
@@ -155,6 +158,10 @@ def test_fd_inf_removes_the_known_sample_size_bias(d: int, n: int) -> None:
         plain.append(stats_to_fd(features_to_stats(x), ref))
         fit = features_to_fd_inf(x, ref, seed=seed)
         assert fit.sizes[-1] == n and fit.values[-1] == pytest.approx(plain[-1], rel=1e-9)
+        # At n/2: the mean FD of the two halves of the seeded permutation.
+        halves = np.random.default_rng(seed).permutation(n).reshape(2, -1)
+        assert fit.values[-2] == pytest.approx(np.mean(
+            [stats_to_fd(features_to_stats(x[h]), ref) for h in halves]), rel=1e-9)
         extrapolated.append(fit.fd_inf)
     bias = np.mean(plain) - true_fd
     known = d / n + d * (d + 1) / (4 * n)
@@ -162,6 +169,7 @@ def test_fd_inf_removes_the_known_sample_size_bias(d: int, n: int) -> None:
     remaining = np.mean(extrapolated) - true_fd
     assert abs(remaining) < 0.2 * bias  # and FD_inf removes (nearly) all of it
     assert np.mean(extrapolated) < np.mean(plain)
+    assert np.std(extrapolated) < 1.5 * np.std(plain)  # about as precise as FD itself
 
 
 def test_fd_inf_is_seeded_and_reuses_a_known_fd_at_n() -> None:
