@@ -231,7 +231,7 @@ def _quality_section(df: pd.DataFrame, rows: list[str], quality: list[str],
             "real subsets of the eval split (`n_floor` images each), what a perfect generator "
             "would score. An FD or KID at or below its floor cannot be told from real data by "
             "that backbone at that n. `*_inf` columns are FD extrapolated to infinitely many "
-            "generated samples (FD = FD_inf + c/n fitted at 5 sizes from n/5 to n)."))
+            "generated samples (FD = FD_inf + c/n fitted at sizes n/5, n/4, n/3, n/2, n)."))
         section.add(Table(floor_table(df, quality), "Noise floors (real vs real) per dataset, "
                                                     "eval split and n_floor"))
     for metric in quality:
