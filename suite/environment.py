@@ -55,6 +55,8 @@ def usable_cores() -> int:
 
 
 THREADS_ENV = "GENBENCH_INTRA_OP_THREADS"
+# Set by a launcher that bound a rank to its own cores: how many (the rank's whole share).
+RANK_CORES_ENV = "GENBENCH_RANK_CORES"
 
 
 def configure_threads_from_env() -> None:

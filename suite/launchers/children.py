@@ -15,7 +15,7 @@ import os
 import signal
 import subprocess
 import time
-from collections.abc import Callable, Mapping, Sequence
+from collections.abc import Callable, Collection, Mapping, Sequence
 from pathlib import Path
 from typing import IO
 
@@ -24,8 +24,9 @@ GRACE_S = 5.0  # between SIGTERM and SIGKILL
 POLL_S = 0.1
 
 
-def _pdeathsig_setter(sig: int) -> Callable[[], None] | None:
-    """A preexec_fn asking the kernel for `sig` when the parent dies (Linux only).
+def _child_setup(sig: int, cpus: Collection[int] | None = None) -> Callable[[], None]:
+    """A preexec_fn: ask the kernel for `sig` when the parent dies (Linux only), and
+    bind the child to `cpus` (all its threads inherit it, TensorFlow's pools included).
 
     libc is loaded here, in the parent: the child, between fork and exec, only
     calls into it. The parent's pid check closes the race of a parent that died
@@ -34,15 +35,19 @@ def _pdeathsig_setter(sig: int) -> Callable[[], None] | None:
     try:
         prctl = ctypes.CDLL(None, use_errno=True).prctl
     except (OSError, AttributeError):  # not Linux: children may outlive a killed launcher
-        return None
+        prctl = None
     parent = os.getpid()
+    cores = set(cpus) if cpus else None
 
-    def set_pdeathsig() -> None:
-        prctl(PR_SET_PDEATHSIG, sig, 0, 0, 0)
-        if os.getppid() != parent:
-            os._exit(1)
+    def set_up_child() -> None:
+        if prctl is not None:
+            prctl(PR_SET_PDEATHSIG, sig, 0, 0, 0)
+            if os.getppid() != parent:
+                os._exit(1)
+        if cores is not None:
+            os.sched_setaffinity(0, cores)
 
-    return set_pdeathsig
+    return set_up_child
 
 
 def exit_status(code: int) -> int:
@@ -71,11 +76,13 @@ class ChildGroup:
         self.stop()
 
     def start(self, argv: Sequence[str], env: Mapping[str, str],
-              cwd: Path | str | None = None) -> subprocess.Popen:
+              cwd: Path | str | None = None,
+              cpus: Collection[int] | None = None) -> subprocess.Popen:
+        """Start one child; `cpus` binds it to those cores (None: the launcher's own)."""
         child = subprocess.Popen(list(argv), env=dict(env), cwd=cwd, stdin=subprocess.DEVNULL,
                                  stdout=self.log, stderr=subprocess.STDOUT,
                                  start_new_session=True,
-                                 preexec_fn=_pdeathsig_setter(self.death_signal))
+                                 preexec_fn=_child_setup(self.death_signal, cpus))
         self.children.append(child)
         return child
 

@@ -18,6 +18,7 @@ from typing import ClassVar
 from suite.environment import usable_cores
 from suite.errors import SpecError
 from suite.launchers.base import Launcher, TrialTracker
+from suite.launchers.core_binding import BIND_CHOICES
 from suite.launchers.options import option
 from suite.rank_main import LAUNCH_FILE, write_launch_file
 from suite.spec import Trial
@@ -37,7 +38,15 @@ class LocalOptions:
                                 "allocation), auto (srun inside an sbatch allocation with "
                                 "enough tasks, else local)", metavar="HOW")
 
+    bind: str = option("cores", "where local ranks of a multi-worker trial run: cores (each on "
+                                "its own equal block of this host's cores, as mpirun "
+                                "--bind-to core), none (wherever the OS puts them)",
+                       metavar="HOW")
+
     def __post_init__(self) -> None:
+        if self.bind not in BIND_CHOICES:
+            raise SpecError("--launcher local", "bind", f"unknown value {self.bind[:40]!r}",
+                            f"use one of: {', '.join(BIND_CHOICES)}")
         if self.ranks not in RANKS_CHOICES:
             raise SpecError("--launcher local", "ranks", f"unknown value {self.ranks[:40]!r}",
                             f"use one of: {', '.join(RANKS_CHOICES)}")
@@ -81,12 +90,16 @@ class LocalLauncher(Launcher):
         write_launch_file(launch_file, trial, ctx)
         timeline = store.directory / "timeline.json" if self.options.timeline else None
         if self._uses_srun(trial.workers):
-            from suite.launchers.srun_ranks import run_srun_ranks as run_ranks
+            from suite.launchers.srun_ranks import run_srun_ranks
+
             how = "srun"
+            code = run_srun_ranks(trial.workers, launch_file, store.log_path, timeline)
         else:
-            from suite.launchers.local_ranks import run_local_ranks as run_ranks
+            from suite.launchers.local_ranks import run_local_ranks
+
             how = "the local ranks"
-        code = run_ranks(trial.workers, launch_file, store.log_path, timeline)
+            code = run_local_ranks(trial.workers, launch_file, store.log_path, timeline,
+                                   bind=self.options.bind == "cores")
         log = store.log_path.read_text(errors="replace")[-LOG_TAIL_CHARS:] \
             if store.log_path.exists() else ""
         tracker.end(trial, problem=f"{how} exited with code {code} before the trial finished; "

@@ -16,6 +16,7 @@ from collections.abc import Sequence
 from pathlib import Path
 
 from suite.launchers.children import ChildGroup
+from suite.launchers.core_binding import RANK_CORES_ENV, available_cores, split_cores
 from suite.launchers.rank_env import LOOPBACK, horovod_env, host_plan, interface_of
 
 LOCAL_HOST = "localhost"  # the plan's host name, as in `horovodrun -H localhost:N`
@@ -32,17 +33,19 @@ def inherited_env() -> dict[str, str]:
 
 
 def run_local_ranks(workers: int, launch_file: Path, log_path: Path,
-                    timeline: Path | None = None) -> int:
+                    timeline: Path | None = None, bind: bool = True) -> int:
     """Run the trial in `launch_file` as `workers` local ranks; their exit status (0: all ok).
 
     Output of every rank is appended to `log_path`. `timeline` asks Horovod for
-    a Chrome-trace timeline of every collective (HOROVOD_TIMELINE).
+    a Chrome-trace timeline of every collective (HOROVOD_TIMELINE). `bind` gives
+    each rank its own block of cores (suite.launchers.core_binding) when there
+    are enough.
     """
-    return run_local_command(rank_command(launch_file), workers, log_path, timeline)
+    return run_local_command(rank_command(launch_file), workers, log_path, timeline, bind)
 
 
 def run_local_command(argv: Sequence[str], workers: int, log_path: Path,
-                      timeline: Path | None = None) -> int:
+                      timeline: Path | None = None, bind: bool = True) -> int:
     """Run `argv` as `workers` Horovod ranks on this host (what run_local_ranks does)."""
     if workers < 1:
         raise ValueError(f"workers must be >= 1, got {workers}")
@@ -51,11 +54,16 @@ def run_local_command(argv: Sequence[str], workers: int, log_path: Path,
     plan = host_plan([(LOCAL_HOST, workers)])
     port = start_rendezvous(plan, bind_address=LOOPBACK)
     iface = interface_of(LOOPBACK, env={})  # never $GENBENCH_GLOO_IFACE: loopback only
-    base = inherited_env()
+    base = {k: v for k, v in inherited_env().items() if k != RANK_CORES_ENV}
+    blocks = split_cores(available_cores(), workers) if bind else None
     try:
         with open(log_path, "ab") as log, ChildGroup(log) as ranks:
             for slot in plan:
-                ranks.start(argv, {**base, **horovod_env(slot, LOOPBACK, port, iface, timeline)})
+                env = {**base, **horovod_env(slot, LOOPBACK, port, iface, timeline)}
+                cpus = blocks[slot.local_rank] if blocks else None
+                if cpus:
+                    env[RANK_CORES_ENV] = str(len(cpus))
+                ranks.start(argv, env, cpus=cpus)
             return ranks.wait()
     finally:
         stop_rendezvous(port)

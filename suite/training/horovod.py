@@ -19,6 +19,7 @@ import threading
 from collections.abc import Sequence
 from typing import Any
 
+from suite.environment import RANK_CORES_ENV
 from suite.training.replicas import RankInfo
 
 log = logging.getLogger(__name__)
@@ -150,13 +151,17 @@ def _threads_per_rank(info: RankInfo) -> int:
     """Cores this rank may use without oversubscribing the host.
 
     When srun started exactly these ranks, `--cpus-per-task` already is each
-    rank's share. Otherwise (local ranks, even inside an sbatch job whose one
+    rank's share, as are the cores genbench's local launcher bound the rank to.
+    Otherwise (local ranks, even inside an sbatch job whose one
     task has all the job's cores) the cores this process may run on (its
     affinity, which honours cpusets) are split evenly among the local ranks.
     """
     slurm_share = os.environ.get("SLURM_CPUS_PER_TASK", "")
     if slurm_share.isdigit() and os.environ.get("SLURM_STEP_NUM_TASKS") == str(info.size):
         return max(1, int(slurm_share))
+    bound = os.environ.get(RANK_CORES_ENV, "")
+    if bound.isdigit():  # the launcher bound this rank to its share (launchers.core_binding)
+        return max(1, int(bound))
     try:
         cores = len(os.sched_getaffinity(0))
     except AttributeError:  # not Linux

@@ -62,6 +62,7 @@ def test_threads_split_cores_unless_srun_gave_each_rank_its_own(
     two = RankInfo(rank=1, size=2, local_rank=1, local_size=2)
     monkeypatch.delenv("SLURM_CPUS_PER_TASK", raising=False)
     monkeypatch.delenv("SLURM_STEP_NUM_TASKS", raising=False)
+    monkeypatch.delenv("GENBENCH_RANK_CORES", raising=False)
     assert horovod._threads_per_rank(two) == max(1, cores // 2)
     # Local ranks inside an sbatch job: the one batch task's share is not per rank.
     monkeypatch.setenv("SLURM_CPUS_PER_TASK", "8")
@@ -70,3 +71,12 @@ def test_threads_split_cores_unless_srun_gave_each_rank_its_own(
     # srun -n 2 --cpus-per-task 8: each rank has its own 8.
     monkeypatch.setenv("SLURM_STEP_NUM_TASKS", "2")
     assert horovod._threads_per_rank(two) == 8
+
+
+def test_a_bound_rank_uses_its_whole_share(monkeypatch: pytest.MonkeyPatch) -> None:
+    """The local launcher bound the rank to 3 cores and says so: its affinity is
+    already the share, not to be split again among the local ranks."""
+    two = RankInfo(rank=0, size=2, local_rank=0, local_size=2)
+    monkeypatch.delenv("SLURM_STEP_NUM_TASKS", raising=False)
+    monkeypatch.setenv("GENBENCH_RANK_CORES", "3")
+    assert horovod._threads_per_rank(two) == 3
