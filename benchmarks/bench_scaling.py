@@ -10,9 +10,12 @@ where the lost time goes, from rank 0's Horovod timeline:
 - compute slowdown: the rest, i.e. the ranks' own steps ran slower than the one
   rank alone (they share the host's memory bandwidth, caches and clock boost).
 
-Runs real `genbench run` sweeps in a temp directory: workers [1, N] for the
-throughput (without a timeline: writing one slows rank 0 by a third here), then
-the N-worker trial again with `--timeline` for the split of the lost time.
+Runs real `genbench run` sweeps in a temp directory, interleaved, without a
+timeline (writing one slows rank 0 by a third here): 1 rank bound to one core
+(the resources each of the N ranks gets: the baseline), 1 rank free to use every
+core (what a single-worker trial gets), and N ranks bound to a core each
+(`--bind cores`, the default) and unbound (`--bind none`); then the bound
+N-worker trial again with `--timeline` for the split of the lost time.
 
     .venv/bin/python benchmarks/bench_scaling.py [--model dcgan] [--workers 2]
 """
@@ -83,8 +86,7 @@ def timeline_ms_per_step(path: Path) -> dict[str, float]:
     return out
 
 
-def run_sweep(tmp: Path, name: str, workers: list[int], args, *flags: str):
-    """The final rows of a weak-scaling sweep over `workers`, indexed by workers."""
+def write_sweep(tmp: Path, name: str, workers: list[int], args) -> Path:
     sweep = tmp / f"{name}.yaml"
     # Each of the N ranks gets `steps` batches per epoch (weak scaling); the
     # 1-worker trial walks the same images in N times as many steps.
@@ -92,13 +94,52 @@ def run_sweep(tmp: Path, name: str, workers: list[int], args, *flags: str):
                                   model=args.model, batch=args.batch, epochs=args.epochs,
                                   images=args.batch * args.steps * args.workers,
                                   k=args.steps_per_call))
+    return sweep
+
+
+def start_sweep(tmp: Path, name: str, workers: list[int], args, *flags: str,
+                cores: set[int] | None = None) -> subprocess.Popen:
+    """`genbench run` of a weak-scaling sweep over `workers`, started.
+
+    `cores` binds the whole run (and so a 1-worker trial, which runs in it) to them.
+    """
+    sweep = write_sweep(tmp, name, workers, args)
     env = {**os.environ, "GENBENCH_INTRA_OP_THREADS": "1"}
-    proc = subprocess.run([sys.executable, "-m", "suite.cli", "run", str(sweep), "--out",
-                           str(tmp), "--quiet", *flags], env=env, capture_output=True, text=True)
+    return subprocess.Popen([sys.executable, "-m", "suite.cli", "run", str(sweep), "--out",
+                             str(tmp), "--quiet", *flags], env=env, stdout=subprocess.DEVNULL,
+                            stderr=subprocess.PIPE, text=True,
+                            preexec_fn=(lambda: os.sched_setaffinity(0, cores)) if cores else None)
+
+
+def finish_sweep(proc: subprocess.Popen, tmp: Path, name: str, args):
+    """The final rows of a started sweep, indexed by workers."""
+    _, err = proc.communicate()
     if proc.returncode:
-        sys.exit(proc.stderr[-3000:])
+        sys.exit(err[-3000:])
     df = load_results(tmp / name, deduplicate=False)
     return df[df[schema.EPOCH] == args.epochs].set_index(schema.WORKERS)
+
+
+def run_sweep(tmp: Path, name: str, workers: list[int], args, *flags: str,
+              cores: set[int] | None = None):
+    """The final rows of a weak-scaling sweep over `workers`, indexed by workers."""
+    return finish_sweep(start_sweep(tmp, name, workers, args, *flags, cores=cores),
+                        tmp, name, args)
+
+
+def run_side_by_side(tmp: Path, name: str, args, cores: list[int]):
+    """One 1-worker sweep per core, all at once, each bound to its core: the final
+    row of the slowest. The ranks' compute without any collective, sharing the host
+    as N ranks do."""
+    names = [f"{name}-{c}" for c in cores]
+    procs = [start_sweep(tmp, n, [1], args, cores={c}) for n, c in zip(names, cores, strict=True)]
+    rows = [finish_sweep(p, tmp, n, args).loc[1] for p, n in zip(procs, names, strict=True)]
+    return min(rows, key=lambda r: r[schema.IMAGES_PER_SEC])
+
+
+def step_ms(row, args) -> float:
+    """Milliseconds per global step (every rank's batch once) from a row (indexed by workers)."""
+    return 1e3 * row.name * args.batch / row[schema.IMAGES_PER_SEC]
 
 
 def main() -> None:
@@ -111,49 +152,79 @@ def main() -> None:
     parser.add_argument("--epochs", type=int, default=2)
     parser.add_argument("--steps-per-call", default="auto")
     parser.add_argument("--repeats", type=int, default=2,
-                        help="sweeps of [1, N] workers; each figure is the best (other jobs on "
-                             "the host only ever slow a run down)")
+                        help="rounds of every configuration, interleaved; each figure is the "
+                             "best (other jobs on the host only ever slow a run down)")
     args = parser.parse_args()
     n = args.workers
+    cores = sorted(os.sched_getaffinity(0))
+    if len(cores) < n:
+        sys.exit(f"{n} ranks need {n} cores; this process may use {len(cores)}")
+    # name: (workers, genbench run flags, cores of the whole run)
+    configs = {
+        "1 rank on 1 core": (1, (), {cores[0]}),
+        "1 rank, free": (1, (), None),
+        f"{n} ranks, bound": (n, ("--bind", "cores"), None),
+        f"{n} ranks, unbound": (n, ("--bind", "none"), None),
+    }
+    alone = f"{n} x 1 rank at once"  # N independent 1-rank runs, a core each, no collective
+    configs[alone] = (1, (), None)
+    best: dict[str, object] = {}
     with tempfile.TemporaryDirectory() as tmp:
-        runs = [run_sweep(Path(tmp), f"weak-scaling-{r}", [1, n], args)
-                for r in range(args.repeats)]
-        final = max(runs, key=lambda f: f.loc[1, schema.IMAGES_PER_SEC]).copy()
-        final.loc[n] = max(runs, key=lambda f: f.loc[n, schema.IMAGES_PER_SEC]).loc[n]
-        timed = run_sweep(Path(tmp), "timeline", [n], args, "--timeline")
+        for r in range(args.repeats):
+            for i, (label, (w, flags, bound)) in enumerate(configs.items()):
+                if label == alone:
+                    row = run_side_by_side(Path(tmp), f"alone-{r}", args, cores[:n])
+                else:
+                    row = run_sweep(Path(tmp), f"weak-scaling-{r}-{i}", [w], args, *flags,
+                                    cores=bound).loc[w]
+                if label not in best or row[schema.IMAGES_PER_SEC] > \
+                        best[label][schema.IMAGES_PER_SEC]:
+                    best[label] = row
+        timed = run_sweep(Path(tmp), "timeline", [n], args, "--timeline", "--bind", "cores")
         timeline = Path(tmp) / "timeline" / "trials" / timed.loc[n, schema.TRIAL_ID] \
             / "timeline.json"
         phases = timeline_ms_per_step(timeline) if timeline.exists() else {}
-    t1 = final.loc[1, schema.IMAGES_PER_SEC]
-    tn = final.loc[n, schema.IMAGES_PER_SEC]
     print(f"weak scaling, {args.model} on {args.dataset}, batch {args.batch} per worker, "
-          f"one intra-op thread per rank, {os.cpu_count()} cores, steps_per_call "
+          f"one intra-op thread per rank, {len(cores)} cores, steps_per_call "
           f"{args.steps_per_call}, best of {args.repeats}")
-    for w in (1, n):
-        row = final.loc[w]
-        print(f"  workers={w}: {row[schema.IMAGES_PER_SEC]:8.1f} images/s global, "
+    for label, row in best.items():
+        print(f"  {label:22s} {row[schema.IMAGES_PER_SEC]:8.1f} images/s global, "
               f"{row[schema.IMAGES_PER_SEC_PER_WORKER]:8.1f} per worker, "
-              f"step p50 {row[schema.STEP_TIME_P50_MS]:6.1f} ms (slowest rank), "
-              f"K={row[schema.STEPS_PER_CALL]}")
-    # At equal per-worker batch, efficiency = step_1 / step_N.
-    step1, stepn = 1e3 * args.batch / t1, 1e3 * n * args.batch / tn
-    print(f"  efficiency T{n} / ({n} x T1) = {tn / (n * t1):.3f}  (per step: {step1:.1f} ms "
-          f"alone, {stepn:.1f} ms with {n} ranks)")
+              f"step {step_ms(row, args):6.1f} ms, K={row[schema.STEPS_PER_CALL]}")
+    one, free = best["1 rank on 1 core"], best["1 rank, free"]
+    t1 = one[schema.IMAGES_PER_SEC]
+    for label in (f"{n} ranks, bound", f"{n} ranks, unbound"):
+        tn = best[label][schema.IMAGES_PER_SEC]
+        print(f"  efficiency T{n} / ({n} x T1), {label}: {tn / (n * t1):.3f}  "
+              f"(against the free 1-rank run: {tn / (n * free[schema.IMAGES_PER_SEC]):.3f})")
     if not phases:
         print("  (no Horovod timeline: cannot split the loss)")
         return
     negotiation, allreduce = phases["negotiation"], phases["allreduce"]
     # The timeline run's own step (slower: rank 0 writes the timeline) = compute + collectives.
-    step_tl = 1e3 * n * args.batch / timed.loc[n, schema.IMAGES_PER_SEC]
+    step_tl = step_ms(timed.loc[n], args)
     compute = step_tl - negotiation - allreduce
-    print(f"  where the time goes (rank 0's Horovod timeline, a second {n}-rank run whose step "
-          f"is {step_tl:.1f} ms with the timeline's own cost):")
+    step1 = step_ms(one, args)
+    print(f"  where the time goes, bound (rank 0's Horovod timeline, a second {n}-rank run "
+          f"whose step is {step_tl:.1f} ms with the timeline's own cost):")
     for name, ms in (("negotiation (waiting for the slowest rank)", negotiation),
                      ("fused Gloo allreduce + fusion-buffer copies", allreduce),
                      ("compute", compute)):
         print(f"    {name:45s} {ms:7.1f} ms/step  ({ms / step_tl:5.1%})")
-    print(f"    compute vs 1 rank alone ({step1:.1f} ms/step): {compute / step1:.2f}x "
-          f"(ranks share the host's cores, caches and memory bandwidth)")
+    print(f"    compute vs 1 rank on 1 core ({step1:.1f} ms/step): {compute / step1:.2f}x "
+          f"(includes the timeline's own cost on rank 0)")
+    # Without a timeline: each rank's step = its compute beside the others + collectives.
+    shared = step_ms(best[alone], args)
+    stepn = step_ms(best[f"{n} ranks, bound"], args)
+    rest = stepn - shared - negotiation - allreduce
+    print(f"  where it goes without a timeline (ms per step of one rank): 1 rank alone "
+          f"{step1:.1f}; {n} ranks' compute side by side, no collective {shared:.1f} "
+          f"(+{shared - step1:.1f}: the host's shared caches and memory); {n} bound ranks "
+          f"{stepn:.1f} = that + {negotiation + allreduce:.1f} in collectives (timeline) "
+          f"+ {rest:.1f} more compute beside Horovod's runtime (its background and Gloo "
+          f"threads share each rank's core)")
+    print(f"  efficiency the host allows ({n} independent runs side by side): "
+          f"{step1 / shared:.3f}; Horovod keeps {shared / stepn:.3f} of that")
 
 
 if __name__ == "__main__":

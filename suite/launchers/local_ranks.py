@@ -17,7 +17,13 @@ from pathlib import Path
 
 from suite.launchers.children import ChildGroup
 from suite.launchers.core_binding import RANK_CORES_ENV, available_cores, split_cores
-from suite.launchers.rank_env import LOOPBACK, horovod_env, host_plan, interface_of
+from suite.launchers.rank_env import (
+    LOOPBACK,
+    RANK_PLACE_VARS,
+    horovod_env,
+    host_plan,
+    interface_of,
+)
 
 LOCAL_HOST = "localhost"  # the plan's host name, as in `horovodrun -H localhost:N`
 
@@ -27,9 +33,10 @@ def rank_command(launch_file: Path) -> list[str]:
 
 
 def inherited_env() -> dict[str, str]:
-    """This process's environment without Horovod or srun-step variables of its own."""
+    """This process's environment without a rank's place (Horovod's, an srun step's) of
+    its own; Horovod's tuning variables pass through to the ranks."""
     return {k: v for k, v in os.environ.items()
-            if not k.startswith("HOROVOD_") and not k.startswith("SLURM_STEP")}
+            if k not in RANK_PLACE_VARS and not k.startswith("SLURM_STEP")}
 
 
 def run_local_ranks(workers: int, launch_file: Path, log_path: Path,

@@ -56,6 +56,16 @@ def host_plan(hosts: Sequence[tuple[str, int]]) -> list[Slot]:
     return plan
 
 
+# What horovod_env sets, plus the timeline: a rank's place and rendezvous, never inherited
+# from the launcher's own environment. Horovod's tuning variables (HOROVOD_CYCLE_TIME,
+# HOROVOD_FUSION_THRESHOLD, HOROVOD_LOG_LEVEL, ...) pass through, as with horovodrun.
+RANK_PLACE_VARS = frozenset({
+    "HOROVOD_GLOO_RENDEZVOUS_ADDR", "HOROVOD_GLOO_RENDEZVOUS_PORT", "HOROVOD_CONTROLLER",
+    "HOROVOD_CPU_OPERATIONS", "HOROVOD_GLOO_IFACE", "HOROVOD_HOSTNAME", "HOROVOD_RANK",
+    "HOROVOD_SIZE", "HOROVOD_LOCAL_RANK", "HOROVOD_LOCAL_SIZE", "HOROVOD_CROSS_RANK",
+    "HOROVOD_CROSS_SIZE", "HOROVOD_TIMELINE"})
+
+
 def horovod_env(slot: Slot, addr: str, port: int, iface: str,
                 timeline: Path | str | None = None) -> dict[str, str]:
     """The variables `horovodrun --gloo` sets for the rank in `slot` (Gloo on CPU)."""

@@ -86,3 +86,28 @@ def test_bind_option_names_its_choices() -> None:
     assert LocalOptions().bind == "cores"
     with pytest.raises(SpecError, match="cores, none"):
         LocalOptions(bind="numa")
+
+
+def test_tuning_variables_reach_the_ranks_but_a_stale_place_does_not(
+    tmp_path, monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """As with horovodrun: HOROVOD_CYCLE_TIME and friends pass through; the launcher's
+    own rank, size or timeline (e.g. it runs inside another job's rank) never do."""
+    from suite.launchers.local_ranks import run_local_command
+
+    monkeypatch.setenv("HOROVOD_CYCLE_TIME", "7")
+    monkeypatch.setenv("HOROVOD_FUSION_THRESHOLD", "1048576")
+    monkeypatch.setenv("HOROVOD_RANK", "5")
+    monkeypatch.setenv("HOROVOD_SIZE", "9")
+    monkeypatch.setenv("HOROVOD_TIMELINE", str(tmp_path / "stale.json"))
+    script = ("import json, os; print(json.dumps({k: os.environ.get(k) for k in ("
+              "'HOROVOD_CYCLE_TIME', 'HOROVOD_FUSION_THRESHOLD', 'HOROVOD_RANK', "
+              "'HOROVOD_SIZE', 'HOROVOD_TIMELINE')}))")
+    log = tmp_path / "log"
+    assert run_local_command([sys.executable, "-c", script], 2, log) == 0
+    seen = sorted((json.loads(line) for line in log.read_text().splitlines()),
+                  key=lambda r: r["HOROVOD_RANK"])
+    assert [r["HOROVOD_RANK"] for r in seen] == ["0", "1"]
+    assert all(r["HOROVOD_SIZE"] == "2" and r["HOROVOD_TIMELINE"] is None for r in seen)
+    assert all(r["HOROVOD_CYCLE_TIME"] == "7" and r["HOROVOD_FUSION_THRESHOLD"] == "1048576"
+               for r in seen)
