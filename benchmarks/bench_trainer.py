@@ -12,7 +12,8 @@ Prints, in one run:
 4. the trainer's images/s at fp32 and mixed_bfloat16 side by side.
 
 Every figure is measured the same way (warm-up excluded; best of `--repeats`,
-runs interleaved so drifting machine load hits all alike).
+runs interleaved so drifting machine load hits all alike); each section runs
+in a fresh process.
 
     .venv/bin/python benchmarks/bench_trainer.py [--repeats 3] [--steps 20]
 """
@@ -21,6 +22,8 @@ from __future__ import annotations
 
 import argparse
 import os
+import subprocess
+import sys
 import time
 
 os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
@@ -38,6 +41,9 @@ from suite.training.loop import TrainConfig, train  # noqa: E402
 from suite.training.replicas import SingleReplica  # noqa: E402
 
 WARMUP = 2
+# Each in a fresh process: state one section leaves behind (traced functions, tf.data
+# threads) slowed the seed-style loop that ran after section 1 by a quarter.
+SECTIONS = ("overhead", "seed-style", "precision")
 BF16_FLAGS = ("avx512_bf16", "amx_bf16", "avx512f", "avx2")
 
 
@@ -121,13 +127,26 @@ def main() -> None:
     parser.add_argument("--ks", default="1,4,16,64,auto", help="steps_per_call values to time")
     parser.add_argument("--epochs", type=int, default=2)
     parser.add_argument("--repeats", type=int, default=3)
-    args = parser.parse_args()
+    parser.add_argument("--section", choices=SECTIONS,
+                        help="run one section in this process (default: each in its own)")
+    args, _ = parser.parse_known_args()
+    if args.section is None:
+        print(cpu_flags_line())
+        print(f"TF {tf.__version__}, Keras {keras.__version__}; images/s are best of "
+              f"{args.repeats}, warm-up excluded; each section in a fresh process")
+        for section in SECTIONS:
+            code = subprocess.run([sys.executable, __file__, *sys.argv[1:],
+                                   "--section", section]).returncode
+            if code:
+                sys.exit(code)
+        return
     data = load_dataset(args.dataset)
-    print(cpu_flags_line())
-    print(f"TF {tf.__version__}, Keras {keras.__version__}; images/s are best of {args.repeats}, "
-          f"warm-up excluded")
+    {"overhead": overhead_section, "seed-style": seed_style_section,
+     "precision": precision_section}[args.section](data, args)
 
-    # 1. Dispatch overhead and K, at a small batch.
+
+def overhead_section(data, args) -> None:
+    """1. Dispatch overhead and K, at a small batch."""
     small = data.x_train[:args.small_batch * args.small_steps]
     ks = [k if k == "auto" else int(k) for k in args.ks.split(",")]
     overhead = call_overhead(data, small, args.small_batch, args.small_width)
@@ -153,7 +172,10 @@ def main() -> None:
     print(f"  measured saving K={fixed[0]} -> K={fixed[-1]}: "
           f"{step_ms[fixed[0]] - step_ms[fixed[-1]]:.3f} ms/step")
 
-    # 2. Seed-style loop vs genbench, batch 256.
+
+
+def seed_style_section(data, args) -> None:
+    """2. Seed-style loop vs genbench, batch 256, alternating in one fresh process."""
     x = data.x_train[:args.batch * args.steps]
     runs = {"seed-style loop": [], "genbench trainer": []}
     chosen = set()
@@ -169,7 +191,11 @@ def main() -> None:
     ratio = best(runs, "genbench trainer") / best(runs, "seed-style loop")
     print(f"  genbench / seed-style = {ratio:.3f} ({'OK' if ratio >= 0.99 else 'SLOWER'})")
 
-    # 3. Precision.
+
+
+def precision_section(data, args) -> None:
+    """3. fp32 vs mixed_bfloat16, alternating."""
+    x = data.x_train[:args.batch * args.steps]
     runs = {"fp32": [], "mixed_bfloat16": []}
     for _ in range(args.repeats):
         for precision in runs:
