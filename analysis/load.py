@@ -21,10 +21,9 @@ from pathlib import Path
 from typing import Any
 
 import pandas as pd
-import pyarrow.parquet as pq
 
 from suite import schema
-from suite.results import result_files
+from suite.results import read_parquet_once, result_files
 
 # Not a schema column: where each row was read from (absolute trial directory).
 TRIAL_DIR = "trial_dir"
@@ -100,7 +99,7 @@ def _warn(path: Path, problem: str) -> None:
 
 def _read_file(path: Path) -> pd.DataFrame | None:
     try:
-        table = pq.read_table(path)
+        table = read_parquet_once(path)
     except Exception as exc:  # truncated, not parquet, unreadable: skip, the rest still loads
         _warn(path, f"unreadable parquet ({type(exc).__name__}: {exc})")
         return None

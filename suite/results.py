@@ -60,10 +60,22 @@ def write_rows(path: Path, rows: Iterable[dict[str, Any]]) -> None:
     write_atomic(Path(path), lambda tmp: pq.write_table(table, tmp))
 
 
+def read_parquet_once(path: Path) -> pa.Table:
+    """The table of the file at `path`, read through ONE open handle.
+
+    Writers replace result files by rename while runs go on; `pq.read_table(path)`
+    opens the path more than once (footer, then pages), so a rename in between
+    mixed two files' bytes ("Page was smaller than expected") in a quarter of reads
+    under a busy writer. An open handle keeps reading the one file it opened.
+    """
+    with open(path, "rb") as handle:
+        return pq.read_table(handle)
+
+
 def read_table(path: Path) -> pa.Table:
     """The file's table; ResultFileError (naming the file and a fix) when unreadable."""
     try:
-        return pq.read_table(path)
+        return read_parquet_once(path)
     except FileNotFoundError:
         raise
     except (OSError, ValueError, pa.ArrowException) as exc:

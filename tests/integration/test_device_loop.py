@@ -167,9 +167,12 @@ def test_two_ranks_one_fused_collective_per_step(tmp_path, data_dir):
             groups[-1].append(ts)
         else:
             groups.append([ts])
-    fused = [len(g) for g in groups if len(g) > 1]
+    # Groups of more than 2: the epoch's throughput summary and its barrier are one tensor
+    # each and can run back to back within 1 ms, which is not a fused step.
+    fused = [len(g) for g in groups if len(g) > 2]
     assert fused == [r0["expected_size"]] * 20  # 2 epochs x 10 steps
-    assert len(groups) - len(fused) == 4  # 2 summaries + 2 barriers, one scalar op each
+    # 2 summaries + 2 barriers, one tensor each
+    assert sum(len(g) for g in groups if len(g) <= 2) == 4
 
 
 def _timeline_events(path: Path) -> list[dict]:

@@ -240,3 +240,38 @@ def test_requeued_job_waits_for_its_old_process_on_the_same_host(tmp_path, monke
     assert lease.acquire(same_job_wait_s=30)
     assert time.monotonic() - started < 25 and old.wait(timeout=10) == 0
     lease.release()
+
+
+def test_readers_never_see_a_file_being_replaced(store):
+    """A run rewrites result.parquet (temp file + rename) while `genbench show`, status
+    or a notebook reads it: every read gets one whole file, never a mix of two (reading
+    by path, pyarrow opened the path twice and failed on a quarter of such reads)."""
+    import threading
+    import warnings
+
+    from analysis.load import load_results
+    from suite.results import read_rows, write_rows
+
+    versions = [[{**ok_row(e), schema.EPOCHS: n} for e in range(1, n + 1)] for n in (1, 40, 3, 200)]
+    write_rows(store.result_path, versions[0])
+    stop = threading.Event()
+
+    def rewrite() -> None:
+        i = 0
+        while not stop.is_set():
+            write_rows(store.result_path, versions[i % len(versions)])
+            i += 1
+
+    writer = threading.Thread(target=rewrite)
+    writer.start()
+    try:
+        sizes = set()
+        with warnings.catch_warnings():
+            warnings.simplefilter("error")  # load_results warns on an unreadable file
+            for _ in range(150):
+                sizes.add(len(read_rows(store.result_path)))
+                sizes.add(len(load_results(store.directory.parent.parent, deduplicate=False)))
+    finally:
+        stop.set()
+        writer.join()
+    assert sizes <= {1, 40, 3, 200} and len(sizes) > 1  # whole versions, and it did change
