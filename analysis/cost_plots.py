@@ -9,7 +9,7 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
-from analysis.plots import NoDataError, _colors, _draw_floor, _figure, _save
+from analysis.plots import NoDataError, _colors, _draw_floor, _facet_panels, _figure, _save
 from analysis.tables import DESIGN_COLUMNS, config_label, select_rows, varying_columns
 from suite import schema
 
@@ -27,12 +27,8 @@ def plot_metric_vs_time(df: pd.DataFrame, metric: str, out: Path, facet: str = s
     if data.empty:
         raise NoDataError(f"no values of {metric} with {schema.TRAIN_TIME_S}")
     line_cols = _line_columns(data, facet)
-    data = data.assign(_line=config_label(data, line_cols))
-    facets = sorted(data[facet].dropna().unique()) if facet in data else [None]
-    fig, axes = _figure(1, len(facets), width=4.6, height=3.4)
-    colors = _colors(sorted(data["_line"].unique()))
-    for ax, value in zip(axes[0], facets, strict=True):
-        sub = data if value is None else data[data[facet] == value]
+    fig, panels, colors = _facet_panels(data, line_cols, facet, width=4.6, height=3.4)
+    for ax, value, sub in panels:
         for line, rows in sub.groupby("_line", sort=True):
             stats = rows.groupby(schema.EPOCH)[[schema.TRAIN_TIME_S, metric]].mean()
             stats = stats.sort_index()

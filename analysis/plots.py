@@ -9,6 +9,7 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 import pandas as pd
@@ -46,12 +47,8 @@ def plot_metric_vs_epoch(df: pd.DataFrame, metric: str, out: Path,
     line_cols = [c for c in varying_columns(data, DESIGN_COLUMNS) if c != facet]
     if schema.UPSAMPLING in data and schema.UPSAMPLING not in line_cols:
         line_cols.insert(0, schema.UPSAMPLING)
-    data = data.assign(_line=config_label(data, line_cols))
-    facets = sorted(data[facet].dropna().unique()) if facet in data else [None]
-    fig, axes = _figure(1, len(facets), width=4.2, height=3.2)
-    colors = _colors(sorted(data["_line"].unique()))
-    for ax, value in zip(axes[0], facets, strict=True):
-        sub = data if value is None else data[data[facet] == value]
+    fig, panels, colors = _facet_panels(data, line_cols, facet, width=4.2, height=3.2)
+    for ax, value, sub in panels:
         for line, rows in sub.groupby("_line", sort=True):
             stats = rows.groupby(schema.EPOCH)[metric].agg(["mean", "std"]).sort_index()
             x = stats.index.to_numpy(dtype="float64")
@@ -234,6 +231,19 @@ def _draw_floor(ax, data: pd.DataFrame, metric: str) -> None:
     for dataset, value in floors.items():
         name = FLOOR_LABEL if len(floors) == 1 else f"{FLOOR_LABEL} ({dataset})"
         ax.axhline(value, color="0.35", linestyle="--", linewidth=1, label=name)
+
+
+def _facet_panels(data: pd.DataFrame, line_cols: Sequence[str], facet: str, width: float,
+                  height: float) -> tuple[Figure, list[tuple[Any, Any, pd.DataFrame]], dict]:
+    """A figure with one panel per `facet` value (one panel when `data` has no such
+    column): (figure, [(axis, facet value, its rows with a `_line` label of
+    `line_cols`)], a colour per line, the same in every panel)."""
+    data = data.assign(_line=config_label(data, line_cols))
+    facets = sorted(data[facet].dropna().unique()) if facet in data else [None]
+    fig, axes = _figure(1, len(facets), width=width, height=height)
+    panels = [(ax, value, data if value is None else data[data[facet] == value])
+              for ax, value in zip(axes[0], facets, strict=True)]
+    return fig, panels, _colors(sorted(data["_line"].unique()))
 
 
 def _figure(rows: int, cols: int, width: float, height: float) -> tuple[Figure, list[list]]:
