@@ -11,8 +11,8 @@ from pathlib import Path
 import pandas as pd
 
 from analysis import cost_plots
+from analysis.document import Image, Section, Table, Text, add_plot, slug
 from analysis.load import sample_path
-from analysis.report import Image, Section, Table, Text, _add_plot, _slug
 from analysis.tables import (
     DESIGN_COLUMNS,
     better_is_lower,
@@ -50,8 +50,8 @@ def time_section(df: pd.DataFrame, quality: list[str], fig_dir: Path) -> Section
         table = time_to_target_table(sub, metric, target, lower_is_better=lower)
         section.add(Table(_format(table), f"{dataset}: time to `{metric}` "
                                           f"{'≤' if lower else '≥'} {target:.4g}"))
-        _add_plot(section, lambda s=sub, d=dataset, t=target: cost_plots.plot_metric_vs_time(
-            s, metric, fig_dir / f"time_{_slug(d)}_{metric}.png", target=t),
+        add_plot(section, lambda s=sub, d=dataset, t=target: cost_plots.plot_metric_vs_time(
+            s, metric, fig_dir / f"time_{slug(d)}_{metric}.png", target=t),
             f"{dataset}: `{metric}` against training seconds (dotted: the target)")
     return section
 
@@ -66,7 +66,7 @@ def size_section(df: pd.DataFrame, quality: list[str], fig_dir: Path) -> Section
                                 "before parameter counts were recorded)."))
     section.add(Table(table, "Final epoch, mean over seeds, per variant and size "
                              "(`depth`, `width`)"))
-    _add_plot(section, lambda: cost_plots.plot_against_params(
+    add_plot(section, lambda: cost_plots.plot_against_params(
         df, metrics, fig_dir / "model_size.png"),
         "Quality and throughput against parameter count (log axis), per model and upsampling")
     return section
@@ -106,7 +106,7 @@ def gifs_section(df: pd.DataFrame, fig_dir: Path) -> Section:
         if gif is None or not gif.is_file():
             missing.append(row["_label"])
             continue
-        copy = fig_dir / f"samples_{_slug(row[schema.TRIAL_ID])}.gif"
+        copy = fig_dir / f"samples_{slug(row[schema.TRIAL_ID])}.gif"
         shutil.copyfile(gif, copy)
         section.add(Image(copy, f"{row['_label']} (trial `{row[schema.TRIAL_ID]}`)"))
     if missing:

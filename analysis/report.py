@@ -1,28 +1,32 @@
 """`write_report`: result directories in, report.md / report.html / report.tex out.
 
-The report is built once as a list of sections (text, tables, figures) and then
-rendered to each format. Figures are PNGs under `<out>/figures/`: report.md and
-report.tex link them relatively; report.html inlines them as base64 data URIs
-so the one file can be mailed or archived on its own.
-
+The report's sections (text, tables, figures) are built once here and rendered to
+each format by `analysis.document`. Figures are PNGs under `<out>/figures/`.
 Missing data never crashes the report: a metric, plot or table without data is
 replaced by a sentence saying what is missing and why.
 """
 
 from __future__ import annotations
 
-import base64
-import html
-import re
 import warnings
 from collections.abc import Sequence
-from dataclasses import dataclass, field
-from datetime import UTC, datetime
 from pathlib import Path
 
 import pandas as pd
 
 from analysis import plots
+from analysis.cost_sections import gifs_section, size_section, time_section
+from analysis.document import (
+    Bullets,
+    Section,
+    Table,
+    Text,
+    add_plot,
+    render_html,
+    render_latex,
+    render_markdown,
+    slug,
+)
 from analysis.floors import (
     FLOOR_LABEL,
     floor_by_row,
@@ -32,7 +36,6 @@ from analysis.floors import (
     within_floor_sentence,
 )
 from analysis.load import load_results
-from analysis.render import latex_escape, to_html, to_latex, to_markdown
 from analysis.tables import (
     DESIGN_COLUMNS,
     QUALITY_METRICS,
@@ -57,41 +60,6 @@ BASELINE = "transpose"
 TRAINING_CURVES = (schema.LOSS_G, schema.LOSS_D, schema.ELBO)
 MAX_MOSAICS = 8
 ERROR_CHARS = 80
-
-
-# --- the document model ------------------------------------------------------------------
-
-
-@dataclass
-class Text:
-    text: str  # `backticks` mark code
-
-
-@dataclass
-class Bullets:
-    items: list[str]
-
-
-@dataclass
-class Table:
-    df: pd.DataFrame
-    caption: str
-
-
-@dataclass
-class Image:
-    path: Path
-    caption: str
-
-
-@dataclass
-class Section:
-    title: str
-    blocks: list = field(default_factory=list)
-
-    def add(self, block) -> Section:
-        self.blocks.append(block)
-        return self
 
 
 def normalize_formats(formats: Sequence[str]) -> list[str]:
@@ -173,7 +141,6 @@ def build_sections(df: pd.DataFrame, dirs: list[Path], fig_dir: Path,
     sections.append(_effect_section(df, quality))
     sections.append(_scaling_section(df, fig_dir))
     sections.append(_pareto_section(df, quality, fig_dir))
-    from analysis.cost_sections import gifs_section, size_section, time_section  # uses us
     sections.append(time_section(df, quality, fig_dir))
     sections.append(size_section(df, quality, fig_dir))
     sections.append(_samples_section(df, fig_dir))
@@ -205,7 +172,7 @@ def _throughput_section(df: pd.DataFrame, rows: list[str], fig_dir: Path) -> Sec
         return section.add(Text("No throughput values (no trial reached its final epoch)."))
     section.add(Table(format_mean_std(table), "Training images/s (warm-up and evaluation "
                                               "excluded), final epoch"))
-    _add_plot(section, lambda: plots.plot_throughput(df, fig_dir / "throughput.png"),
+    add_plot(section, lambda: plots.plot_throughput(df, fig_dir / "throughput.png"),
               "Throughput by model and upsampling")
     return section
 
@@ -245,7 +212,7 @@ def _quality_section(df: pd.DataFrame, rows: list[str], quality: list[str],
         sentence = within_floor_sentence(df, metric, rows)
         if sentence:
             section.add(Text(sentence))
-        _add_plot(section, lambda m=metric: plots.plot_metric_vs_epoch(
+        add_plot(section, lambda m=metric: plots.plot_metric_vs_epoch(
             df, m, fig_dir / f"epochs_{m}.png"), f"`{metric}` against epoch"
             + (f" (dashed: its {FLOOR_LABEL})" if metric in floored else ""))
     if missing:
@@ -260,7 +227,7 @@ def _curves_section(df: pd.DataFrame, fig_dir: Path) -> Section:
         return section.add(Text("No training losses recorded."))
     section.add(Text("Training losses at each milestone (mean over seeds, band: ±std)."))
     for metric in curves:
-        _add_plot(section, lambda m=metric: plots.plot_metric_vs_epoch(
+        add_plot(section, lambda m=metric: plots.plot_metric_vs_epoch(
             df, m, fig_dir / f"curve_{m}.png"), f"`{metric}` against epoch")
     return section
 
@@ -329,7 +296,7 @@ def _scaling_section(df: pd.DataFrame, fig_dir: Path) -> Section:
              schema.IMAGES_PER_SEC_PER_WORKER, "speedup", "efficiency"]
     section.add(Table(table[shown], "Images/s against workers; speed-up against 1 worker, "
                                     "efficiency = speed-up / workers"))
-    _add_plot(section, lambda: plots.plot_scaling(df, fig_dir / "scaling.png"), "Scaling")
+    add_plot(section, lambda: plots.plot_scaling(df, fig_dir / "scaling.png"), "Scaling")
     return section
 
 
@@ -348,8 +315,8 @@ def _pareto_section(df: pd.DataFrame, quality: list[str], fig_dir: Path) -> Sect
             continue
         section.add(Table(front.drop(columns="on_front"),
                           f"{dataset}: Pareto front of `{metric}` against images/s"))
-        _add_plot(section, lambda s=sub, d=dataset: plots.plot_pareto(
-            s, metric, fig_dir / f"pareto_{_slug(d)}.png", lower_is_better=lower),
+        add_plot(section, lambda s=sub, d=dataset: plots.plot_pareto(
+            s, metric, fig_dir / f"pareto_{slug(d)}.png", lower_is_better=lower),
             f"{dataset}: `{metric}` against images/s; red: Pareto front")
     return section
 
@@ -368,7 +335,7 @@ def _samples_section(df: pd.DataFrame, fig_dir: Path) -> Section:
     for i, (key, sub) in enumerate(groups[:MAX_MOSAICS]):
         key = key if isinstance(key, tuple) else (key,)
         name = ", ".join(f"{c}={v}" for c, v in zip(group_cols, key, strict=True))
-        _add_plot(section, lambda s=sub, i=i, n=name: plots.plot_sample_mosaic(
+        add_plot(section, lambda s=sub, i=i, n=name: plots.plot_sample_mosaic(
             s, fig_dir / f"samples_{i:02d}.png", title=n or None),
             "Samples" + (f": {name}" if name else ""))
     if len(groups) > MAX_MOSAICS:
@@ -377,143 +344,6 @@ def _samples_section(df: pd.DataFrame, fig_dir: Path) -> Section:
     return section
 
 
-def _add_plot(section: Section, make, caption: str) -> None:
-    try:
-        section.add(Image(make(), caption))
-    except plots.NoDataError as exc:
-        section.add(Text(f"{caption}: not plotted ({exc})."))
-
-
 def _names(values: pd.Series) -> str:
     names = sorted(str(v) for v in values.dropna().unique())
     return ", ".join(names) if names else "none"
-
-
-def _slug(text: str) -> str:
-    return re.sub(r"[^A-Za-z0-9_.-]+", "_", str(text)).strip("_") or "x"
-
-
-# --- renderers ---------------------------------------------------------------------------------
-
-
-def render_markdown(title: str, sections: list[Section], out: Path) -> str:
-    lines = [f"# {title}", "", f"Generated {_now()}.", ""]
-    for s in sections:
-        lines += [f"## {s.title}", ""]
-        for b in s.blocks:
-            if isinstance(b, Text):
-                lines += [b.text, ""]
-            elif isinstance(b, Bullets):
-                lines += [*(f"- {item}" for item in b.items), ""]
-            elif isinstance(b, Table):
-                lines += [f"**{b.caption}**", "", to_markdown(b.df)]
-            elif isinstance(b, Image):
-                rel = b.path.relative_to(out).as_posix()
-                lines += [f"![{_plain(b.caption)}]({rel})", "", f"*{b.caption}*", ""]
-    return "\n".join(lines)
-
-
-_CSS = """
-body { font-family: system-ui, sans-serif; margin: 2em auto; max-width: 80em; padding: 0 1em;
-       color: #222; }
-h1, h2 { font-weight: 600; } h2 { border-bottom: 1px solid #ccc; margin-top: 2em; }
-table.genbench { border-collapse: collapse; margin: 0.5em 0 1.5em; font-size: 0.9em; }
-table.genbench th, table.genbench td { padding: 0.25em 0.7em; border-bottom: 1px solid #ddd; }
-table.genbench th { border-bottom: 2px solid #888; text-align: left; }
-table.genbench td.num, table.genbench th.num { text-align: right;
-       font-variant-numeric: tabular-nums; }
-caption, .caption { font-weight: 600; text-align: left; margin: 0.5em 0; }
-figure { margin: 1em 0 2em; } figure img { max-width: 100%; height: auto; }
-figcaption { color: #555; font-size: 0.9em; }
-code { background: #f3f3f3; padding: 0 0.2em; }
-nav ul { columns: 2; }
-""".strip()
-
-
-def render_html(title: str, sections: list[Section], out: Path) -> str:
-    """One self-contained page: styles inline, images as data URIs, no external references."""
-    parts = ["<!DOCTYPE html>", '<html lang="en">', "<head>", '<meta charset="utf-8">',
-             f"<title>{html.escape(title)}</title>", f"<style>\n{_CSS}\n</style>", "</head>",
-             "<body>", f"<h1>{html.escape(title)}</h1>",
-             f"<p>Generated {html.escape(_now())}.</p>", "<nav><ul>"]
-    parts += [f'<li><a href="#s{i}">{html.escape(s.title)}</a></li>'
-              for i, s in enumerate(sections)]
-    parts.append("</ul></nav>")
-    for i, s in enumerate(sections):
-        parts.append(f'<section id="s{i}">')
-        parts.append(f"<h2>{html.escape(s.title)}</h2>")
-        for b in s.blocks:
-            if isinstance(b, Text):
-                parts.append(f"<p>{_html_inline(b.text)}</p>")
-            elif isinstance(b, Bullets):
-                parts.append("<ul>" + "".join(f"<li>{_html_inline(t)}</li>" for t in b.items)
-                             + "</ul>")
-            elif isinstance(b, Table):
-                parts.append(f'<p class="caption">{_html_inline(b.caption)}</p>')
-                parts.append(to_html(b.df))
-            elif isinstance(b, Image):
-                data = base64.b64encode(b.path.read_bytes()).decode("ascii")
-                kind = "gif" if b.path.suffix == ".gif" else "png"  # GIFs: samples over time
-                parts.append(f'<figure><img src="data:image/{kind};base64,{data}" '
-                             f'alt="{html.escape(_plain(b.caption))}">'
-                             f"<figcaption>{_html_inline(b.caption)}</figcaption></figure>")
-        parts.append("</section>")
-    parts += ["</body>", "</html>", ""]
-    return "\n".join(parts)
-
-
-def render_latex(title: str, sections: list[Section], out: Path) -> str:
-    """A standalone article (booktabs + graphicx); figures linked relative to `out`."""
-    lines = [r"\documentclass{article}", r"\usepackage[margin=2cm]{geometry}",
-             r"\usepackage{booktabs}", r"\usepackage{graphicx}", r"\usepackage[T1]{fontenc}",
-             r"\usepackage[utf8]{inputenc}", r"\begin{document}",
-             rf"\section*{{{latex_escape(title)}}}", f"Generated {latex_escape(_now())}.", ""]
-    for s in sections:
-        lines += [rf"\subsection*{{{latex_escape(s.title)}}}", ""]
-        for b in s.blocks:
-            if isinstance(b, Text):
-                lines += [_latex_inline(b.text), ""]
-            elif isinstance(b, Bullets):
-                lines += [r"\begin{itemize}", *(rf"\item {_latex_inline(t)}" for t in b.items),
-                          r"\end{itemize}", ""]
-            elif isinstance(b, Table):
-                tabular = to_latex(b.df).rstrip("\n")
-                if len(b.df.columns) + b.df.index.nlevels > 6:
-                    tabular = "\\resizebox{\\linewidth}{!}{%\n" + tabular + "}"
-                lines += [r"\begin{table}[ht]", r"\centering", r"\small",
-                          rf"\textbf{{{_latex_inline(b.caption)}}}\par\medskip",
-                          tabular, r"\end{table}", ""]
-            elif isinstance(b, Image) and b.path.suffix == ".gif":  # LaTeX cannot animate
-                rel = b.path.relative_to(out).as_posix()
-                lines += [_latex_inline(f"{_plain(b.caption)}: animated GIF `{rel}`"), ""]
-            elif isinstance(b, Image):
-                rel = b.path.relative_to(out).as_posix()
-                lines += [r"\begin{figure}[ht]", r"\centering",
-                          rf"\includegraphics[width=\linewidth,height=0.8\textheight,"
-                          rf"keepaspectratio]{{{rel}}}",
-                          rf"\caption{{{_latex_inline(b.caption)}}}", r"\end{figure}", ""]
-    lines += [r"\end{document}", ""]
-    return "\n".join(lines)
-
-
-_CODE = re.compile(r"`([^`]*)`")
-
-
-def _html_inline(text: str) -> str:
-    pieces = _CODE.split(text)
-    return "".join(f"<code>{html.escape(p)}</code>" if i % 2 else html.escape(p)
-                   for i, p in enumerate(pieces))
-
-
-def _latex_inline(text: str) -> str:
-    pieces = _CODE.split(text)
-    return "".join(rf"\texttt{{{latex_escape(p)}}}" if i % 2 else latex_escape(p)
-                   for i, p in enumerate(pieces))
-
-
-def _plain(text: str) -> str:
-    return text.replace("`", "").replace("[", "(").replace("]", ")")
-
-
-def _now() -> str:
-    return datetime.now(UTC).isoformat(timespec="seconds")
