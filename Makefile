@@ -1,16 +1,21 @@
 # genbench: the two commands are `make run` and `make test`.
-# Installing is incremental: the venv and the package install are redone only
-# when setup.cfg / pyproject.toml change; Horovod is built once and cached.
+# Installing is incremental: the venv and the package install are redone only when
+# the lock (requirements/$(TF).txt), setup.cfg or pyproject.toml change; Horovod is
+# built once and cached.
 
 PYTHON ?= python3
 VENV   ?= .venv
 PY     := $(VENV)/bin/python
 # cpu (tensorflow-cpu) or gpu (tensorflow[and-cuda]); see setup.cfg
 TF     ?= cpu
-EXTRAS ?= $(TF),dev,ray,slurm
+# What installs is the lock of exact versions for $(TF), never a fresh resolve of
+# setup.cfg's ranges, so a new release cannot change an install without a commit.
+LOCK   := requirements/$(TF).txt
+# The extras each lock holds besides its TF variant (`make lock` resolves them).
+EXTRAS ?= dev,ray,slurm
 comma  := ,
-STAMP  := $(VENV)/.genbench-installed-$(subst $(comma),-,$(EXTRAS))
-# `make run`'s sweep (suite/configs/demo.yaml: about 4 minutes on 2 cores); any built-in
+STAMP  := $(VENV)/.genbench-installed-$(TF)
+# `make run`'s sweep (suite/sweep/configs/demo.yaml: about 4 minutes on 2 cores); any built-in
 # name or YAML path works, e.g. `make run SWEEP=smoke`.
 SWEEP  ?= demo
 OUT    ?= results
@@ -18,14 +23,16 @@ OUT    ?= results
 REPORT ?= report
 PYTEST_ARGS ?=
 
-.PHONY: install horovod-nccl test-deps run test test-fast bench lint clean
+.PHONY: install horovod-nccl test-deps run test test-fast bench lint lock clean
 
 $(PY):
 	$(PYTHON) -m venv $(VENV)
 	$(PY) -m pip install --quiet --upgrade pip
 
-$(STAMP): setup.cfg pyproject.toml | $(PY)
-	$(PY) -m pip install --quiet --editable '.[$(EXTRAS)]'
+# The lock first, then the package itself without deps: pip resolves nothing.
+$(STAMP): $(LOCK) setup.cfg pyproject.toml | $(PY)
+	$(PY) -m pip install --quiet --requirement $(LOCK)
+	$(PY) -m pip install --quiet --no-deps --editable .
 	touch $@
 
 # TF=cpu builds Horovod with Gloo; TF=gpu adds NCCL for GPU tensors (needs nvcc and
@@ -74,6 +81,34 @@ bench: install
 
 lint: install
 	$(VENV)/bin/ruff check suite analysis tests benchmarks
+
+# Regenerates requirements/cpu.txt and gpu.txt from setup.cfg (+ the holds in
+# requirements/constraints.txt) for Python 3.11 on Linux x86_64, with uv, which this
+# target installs into a tool venv of its own. Upgrade on purpose: run `make lock`,
+# then `make test`, and commit the lock. `make lock LOCK_FLAGS=` keeps the current pins
+# where they still fit (e.g. after adding one dependency) instead of taking the newest.
+# setuptools is left out as pip-tools does: it comes with the venv, and Horovod builds
+# against it (--no-build-isolation), so a lock must not swap it under that build.
+UV_VERSION  ?= 0.13.9
+LOCK_FLAGS  ?= --upgrade
+LOCK_TOOLS  := $(VENV)/lock-tools
+UV          := $(LOCK_TOOLS)/bin/uv
+
+$(LOCK_TOOLS)/.uv-$(UV_VERSION):
+	$(PYTHON) -m venv $(LOCK_TOOLS)
+	$(LOCK_TOOLS)/bin/python -m pip install --quiet uv==$(UV_VERSION)
+	touch $@
+
+lock: $(LOCK_TOOLS)/.uv-$(UV_VERSION)
+	@for v in cpu gpu; do \
+	  echo "locking requirements/$$v.txt"; \
+	  $(UV) pip compile setup.cfg --quiet $(LOCK_FLAGS) \
+	    --extra $$v $(foreach e,$(subst $(comma), ,$(EXTRAS)),--extra $(e)) \
+	    --constraint requirements/constraints.txt --no-emit-package setuptools \
+	    --python-version 3.11 --python-platform x86_64-unknown-linux-gnu \
+	    --custom-compile-command 'make lock' --output-file requirements/$$v.txt \
+	    || exit 1; \
+	done
 
 clean:
 	rm -rf $(VENV) *.egg-info .pytest_cache .ruff_cache

@@ -11,7 +11,7 @@ import pandas as pd
 
 from analysis.plots import NoDataError, _colors, _draw_floor, _facet_panels, _figure, _save
 from analysis.tables import DESIGN_COLUMNS, config_label, select_rows, varying_columns
-from suite import schema
+from suite.store import schema
 
 
 def plot_metric_vs_time(df: pd.DataFrame, metric: str, out: Path, facet: str = schema.DATASET,

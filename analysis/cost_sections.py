@@ -21,8 +21,8 @@ from analysis.tables import (
     varying_columns,
 )
 from analysis.time_to_target import IMAGES_SEEN, default_target, time_to_target_table
-from suite import schema
-from suite.samples import GIF_NAME
+from suite.artifacts.samples import GIF_NAME
+from suite.store import schema
 
 
 def time_section(df: pd.DataFrame, quality: list[str], fig_dir: Path) -> Section:

@@ -14,7 +14,7 @@ from collections.abc import Sequence
 import pandas as pd
 
 from analysis.tables import better_is_lower, select_rows
-from suite import schema
+from suite.store import schema
 
 FLOOR_SUFFIX = "_floor"
 FLOOR_LABEL = "real-vs-real floor"

@@ -8,7 +8,7 @@ and keeps one row per (trial_id, epoch): the newest by `timestamp`, so a trial
 copied into two roots, or re-run, counts once. Files that cannot be read, or
 that lack the columns analysis needs, are skipped with a warning naming them.
 
-Besides the `suite.schema` columns the frame has one more, `TRIAL_DIR`
+Besides the `suite.store.schema` columns the frame has one more, `TRIAL_DIR`
 ("trial_dir"): the absolute directory the row was read from. `samples_png` is
 relative to it; `sample_path(row)` joins the two.
 """
@@ -22,8 +22,8 @@ from typing import Any
 
 import pandas as pd
 
-from suite import schema
-from suite.results import read_parquet_once, result_files
+from suite.store import schema
+from suite.store.results import read_parquet_once, result_files
 
 # Not a schema column: where each row was read from (absolute trial directory).
 TRIAL_DIR = "trial_dir"

@@ -27,7 +27,7 @@ from analysis.tables import (
     select_rows,
     varying_columns,
 )
-from suite import schema
+from suite.store import schema
 
 DPI = 110
 

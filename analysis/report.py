@@ -51,7 +51,7 @@ from analysis.tables import (
     upsampling_effect,
     varying_columns,
 )
-from suite import schema
+from suite.store import schema
 
 FORMATS = {"md": "report.md", "html": "report.html", "latex": "report.tex"}
 FORMAT_ALIASES = {"markdown": "md", "tex": "latex", "htm": "html"}

@@ -18,8 +18,8 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
-from suite import schema
-from suite.results import rows_to_state
+from suite.store import schema
+from suite.store.states import rows_to_state
 
 STATS = ("mean", "std", "n")
 
@@ -376,7 +376,7 @@ def pareto_front(df: pd.DataFrame, quality: str, throughput: str = schema.IMAGES
 def trial_overview(df: pd.DataFrame) -> pd.DataFrame:
     """One row per trial: its configuration, the last epoch reached and its state.
 
-    The state is the store's own (`suite.results.rows_to_state`): diverged, ok
+    The state is the store's own (`suite.store.results.rows_to_state`): diverged, ok
     (every milestone written), failed, or partial.
     """
     if df.empty:

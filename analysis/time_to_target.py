@@ -18,7 +18,7 @@ import numpy as np
 import pandas as pd
 
 from analysis.tables import DESIGN_COLUMNS, better_is_lower, config_label, varying_columns
-from suite import schema
+from suite.store import schema
 
 IMAGES_SEEN = "images_seen"
 REACHED = "reached"

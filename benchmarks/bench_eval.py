@@ -42,11 +42,10 @@ os.environ.setdefault("GENBENCH_CACHE", tempfile.mkdtemp(prefix="bench-eval-"))
 
 import numpy as np  # noqa: E402
 
-from suite.data import load_dataset  # noqa: E402
+from suite.data.catalog import load_dataset  # noqa: E402
+from suite.metrics.backbones.registry import get_backbone  # noqa: E402
 from suite.metrics.blas import blas_threads  # noqa: E402
 from suite.metrics.cache import features_to_reference  # noqa: E402
-from suite.metrics.evaluate import NOISE_SALT, generate_images, real_reference  # noqa: E402
-from suite.metrics.features import get_backbone  # noqa: E402
 from suite.metrics.fid import check_features, features_to_stats, stats_to_fd  # noqa: E402
 from suite.metrics.kid import features_to_kid  # noqa: E402
 from suite.metrics.precision_recall import (  # noqa: E402
@@ -60,6 +59,7 @@ from suite.metrics.scores import (  # noqa: E402
     kid_subset_size,
     reference_to_scores,
 )
+from suite.trial.evaluate import NOISE_SALT, generate_images, real_reference  # noqa: E402
 
 REPO = Path(__file__).resolve().parents[1]
 

@@ -31,7 +31,7 @@ import tempfile
 from pathlib import Path
 
 from analysis.load import load_results
-from suite import schema
+from suite.store import schema
 
 SWEEP = """
 name: {name}
@@ -105,7 +105,7 @@ def start_sweep(tmp: Path, name: str, workers: list[int], args, *flags: str,
     """
     sweep = write_sweep(tmp, name, workers, args)
     env = {**os.environ, "GENBENCH_INTRA_OP_THREADS": "1"}
-    return subprocess.Popen([sys.executable, "-m", "suite.cli", "run", str(sweep), "--out",
+    return subprocess.Popen([sys.executable, "-m", "suite.cli.main", "run", str(sweep), "--out",
                              str(tmp), "--quiet", *flags], env=env, stdout=subprocess.DEVNULL,
                             stderr=subprocess.PIPE, text=True,
                             preexec_fn=(lambda: os.sched_setaffinity(0, cores)) if cores else None)

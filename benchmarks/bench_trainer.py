@@ -32,7 +32,7 @@ import keras  # noqa: E402
 import numpy as np  # noqa: E402
 import tensorflow as tf  # noqa: E402
 
-from suite.data import load_dataset  # noqa: E402
+from suite.data.catalog import load_dataset  # noqa: E402
 from suite.models import MODELS  # noqa: E402
 from suite.models.networks import NetSpec  # noqa: E402
 from suite.training.batches import EpochBatches  # noqa: E402

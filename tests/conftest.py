@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import os
+import sys
 import tempfile
 import textwrap
 from pathlib import Path
@@ -20,6 +21,8 @@ os.environ["KERAS_HOME"] = str(SESSION_CACHE / "keras")
 
 REPO = Path(__file__).resolve().parent.parent
 SHARED_DATA = REPO.parent / "shared" / "data"
+# Test-only code that is not a test (e.g. the stand-in Inception graph) lives here.
+sys.path.insert(0, str(REPO / "tests" / "support"))
 
 
 @pytest.fixture(scope="session")
@@ -52,6 +55,6 @@ def eval_cache() -> Path:
 @pytest.fixture(scope="session")
 def mnist(data_dir):
     """Real MNIST (the ../shared/data test split, as a holdout)."""
-    from suite.data import load_dataset
+    from suite.data.catalog import load_dataset
 
     return load_dataset("mnist", str(data_dir))

@@ -5,7 +5,7 @@
     python tools/sweep_facts.py needs-horovod SWEEP   exit 0 when a trial has workers > 1
                                                      (Horovod must be installed), else 1
 
-Reads the YAML through suite.spec (no TensorFlow import, a fraction of a second), so
+Reads the YAML through suite.sweep.spec (no TensorFlow import, a fraction of a second), so
 `make run` builds Horovod only for sweeps that train with it. A sweep that does not
 load exits 2 with genbench's one-line message; `genbench run` then reports it again
 in its own words, so `make run` has one place that explains bad input.
@@ -15,8 +15,8 @@ from __future__ import annotations
 
 import sys
 
-from suite.errors import GenbenchError
-from suite.spec import load_sweep
+from suite.common.errors import GenbenchError
+from suite.sweep.loader import load_sweep
 
 USAGE = "usage: sweep_facts.py name|needs-horovod SWEEP"
 

@@ -3,7 +3,7 @@ so Ray and submitit are imported only by the launcher that needs them."""
 
 from __future__ import annotations
 
-from suite.registry import Registry
+from suite.common.registry import Registry
 
 LAUNCHERS: Registry = Registry("launcher")
 LAUNCHERS.add("local", "suite.launchers.local:LocalLauncher")

@@ -20,19 +20,14 @@ from abc import ABC, abstractmethod
 from collections.abc import Sequence
 from typing import Any, ClassVar
 
-from suite import schema
-from suite.errors import SpecError
-from suite.events import TRIAL_END, TRIAL_SKIP, TRIAL_START, Event, EventSink, ignore_event
-from suite.spec import Trial
-from suite.store import TrialStore
-from suite.worker import (
-    STATE_BUSY,
-    RunContext,
-    TrialResult,
-    config_columns,
-    is_finished,
-    trial_label,
-)
+from suite.common.errors import SpecError
+from suite.common.events import TRIAL_END, TRIAL_SKIP, TRIAL_START, Event, EventSink, ignore_event
+from suite.store import schema
+from suite.store.states import STATE_BUSY, is_finished
+from suite.store.trial_store import TrialStore
+from suite.sweep.spec import Trial
+from suite.trial.columns import config_columns
+from suite.trial.context import RunContext, TrialResult, trial_label
 
 
 @dataclasses.dataclass(frozen=True)

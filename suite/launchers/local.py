@@ -2,9 +2,9 @@
 
 Single-worker trials run in this process. A trial with `workers: N > 1` runs
 as N Horovod ranks: on this host, started by genbench itself in their own
-process group and rendezvousing on loopback (suite.launchers.local_ranks), or,
+process group and rendezvousing on loopback (suite.ranks.local), or,
 inside an sbatch allocation with enough tasks (slurm/sweep.sbatch), as an srun
-step (suite.launchers.srun_ranks). Either way the launcher waits for the ranks
+step (suite.ranks.srun). Either way the launcher waits for the ranks
 and the lifecycle reads the outcome from the store.
 """
 
@@ -15,15 +15,16 @@ import os
 from collections.abc import Sequence
 from typing import ClassVar
 
-from suite.environment import usable_cores
-from suite.errors import SpecError
+from suite.common.errors import SpecError
 from suite.launchers.base import Launcher, TrialTracker
-from suite.launchers.core_binding import BIND_CHOICES
 from suite.launchers.options import option
-from suite.rank_main import LAUNCH_FILE, write_launch_file
-from suite.spec import Trial
-from suite.store import TrialStore
-from suite.worker import RunContext, run_trial
+from suite.machine.cores import usable_cores
+from suite.ranks.core_binding import BIND_CHOICES
+from suite.ranks.entry import LAUNCH_FILE, write_launch_file
+from suite.store.trial_store import TrialStore
+from suite.sweep.spec import Trial
+from suite.trial.context import RunContext
+from suite.trial.run import run_trial
 
 RANKS_CHOICES = ("auto", "local", "srun")
 LOG_TAIL_CHARS = 4000
@@ -57,7 +58,7 @@ class LocalLauncher(Launcher):
     options_type: ClassVar[type] = LocalOptions
 
     def _uses_srun(self, workers: int) -> bool:
-        from suite.launchers.srun_ranks import inside_slurm_allocation
+        from suite.ranks.srun import inside_slurm_allocation
 
         if self.options.ranks == "auto":
             return inside_slurm_allocation(workers, os.environ)
@@ -90,12 +91,12 @@ class LocalLauncher(Launcher):
         write_launch_file(launch_file, trial, ctx)
         timeline = store.directory / "timeline.json" if self.options.timeline else None
         if self._uses_srun(trial.workers):
-            from suite.launchers.srun_ranks import run_srun_ranks
+            from suite.ranks.srun import run_srun_ranks
 
             how = "srun"
             code = run_srun_ranks(trial.workers, launch_file, store.log_path, timeline)
         else:
-            from suite.launchers.local_ranks import run_local_ranks
+            from suite.ranks.local import run_local_ranks
 
             how = "the local ranks"
             code = run_local_ranks(trial.workers, launch_file, store.log_path, timeline,

@@ -16,7 +16,7 @@ import typing
 from collections.abc import Iterable
 from typing import Any
 
-from suite.errors import SpecError
+from suite.common.errors import SpecError
 
 
 def option(default: Any, help: str, flag: str | None = None, metavar: str | None = None,

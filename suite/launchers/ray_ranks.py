@@ -15,7 +15,7 @@ import os
 from collections.abc import Callable
 from typing import Any
 
-from suite.launchers.rank_env import Slot, horovod_env, host_plan, interface_of
+from suite.ranks.env import Slot, horovod_env, host_plan, interface_of
 
 log = logging.getLogger(__name__)
 
@@ -83,7 +83,7 @@ def run_ranks_on_ray(fn: Any, args: tuple = (), *, num_workers: int, cpus_per_wo
     Called inside a Ray task or actor that holds a placement group (a Tune trial),
     the rank actors take that group's bundles; elsewhere a group is reserved here.
     Each actor finds HOROVOD_RANK/SIZE/LOCAL_* and the Gloo rendezvous in its
-    environment, so `fn` calls `suite.rank_main.start_replicas()` before any
+    environment, so `fn` calls `suite.ranks.entry.start_replicas()` before any
     TensorFlow op. `poll()` runs every `poll_interval_s` while the ranks work
     (e.g. to forward progress). If one rank raises or its actor dies, the others
     are killed (they would wait in a collective for ever) and the error is raised here.

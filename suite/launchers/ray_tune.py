@@ -38,16 +38,19 @@ from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
-from suite import schema
-from suite.environment import THREADS_ENV, configure_threads_from_env, usable_cores
-from suite.errors import GenbenchError, SpecError
-from suite.events import EPOCH_END, Event
+from suite.common.errors import GenbenchError, SpecError
+from suite.common.events import EPOCH_END, Event
 from suite.launchers.base import Launcher, TrialTracker
 from suite.launchers.options import option
-from suite.results import sweep_dir
-from suite.spec import Trial
-from suite.store import TrialStore
-from suite.worker import RunContext, TrialResult, config_columns, run_trial, trial_label
+from suite.machine.cores import usable_cores
+from suite.machine.threads import THREADS_ENV, configure_threads_from_env
+from suite.store import schema
+from suite.store.results import sweep_dir
+from suite.store.trial_store import TrialStore
+from suite.sweep.spec import Trial
+from suite.trial.columns import config_columns
+from suite.trial.context import RunContext, TrialResult, trial_label
+from suite.trial.run import run_trial
 
 RAY_EXTRA = "pip install 'genbench[ray]'"
 TRIAL_KEY = "genbench_trial_index"  # the one axis of the Tune grid
@@ -304,8 +307,8 @@ def _run_ranks(trial: Trial, ctx: RunContext, cpus: float, gpus: float) -> Trial
 
 
 def rank_main(trial: Trial, ctx: RunContext, events: Any) -> TrialResult:
-    """One Horovod rank in a Ray actor (the Ray twin of suite.rank_main)."""
-    from suite.rank_main import start_replicas
+    """One Horovod rank in a Ray actor (the Ray twin of suite.ranks.entry)."""
+    from suite.ranks.entry import start_replicas
 
     replicas = start_replicas()  # Horovod, from the env ray_ranks set; before any TF op
     configure_threads_from_env()

@@ -5,7 +5,7 @@ request) and each group becomes one `executor.map_array` job array. A trial
 with `workers: N` asks for N Slurm tasks (one per Horovod rank) on
 ceil(N / workers_per_node) nodes; submitit's srun starts `SlurmTrialTask` in
 every task, which rendezvous by themselves (see
-`suite.rank_main` and `suite.launchers.slurm_env`) and run the trial; rank
+`suite.ranks.entry` and `suite.ranks.slurm_env`) and run the trial; rank
 0 writes the results store.
 
 Preemption and time limits: submitit signals the job before killing it and
@@ -30,9 +30,9 @@ from collections.abc import Iterable
 from pathlib import Path
 from typing import Any
 
-from suite.environment import THREADS_ENV, utc_timestamp
-from suite.errors import GenbenchError, SpecError
-from suite.events import EventSink, ignore_event
+from suite.common.errors import GenbenchError, SpecError
+from suite.common.events import EventSink, ignore_event
+from suite.common.timestamps import utc_timestamp
 from suite.launchers.base import Launcher, TrialTracker
 from suite.launchers.options import option
 from suite.launchers.slurm_jobs import (
@@ -43,10 +43,11 @@ from suite.launchers.slurm_jobs import (
     queue_states,
     record_jobs,
 )
-from suite.results import sweep_dir
-from suite.schema import STATUS_FAILED
-from suite.spec import Trial
-from suite.worker import RunContext, TrialResult
+from suite.machine.threads import THREADS_ENV
+from suite.store.results import sweep_dir
+from suite.store.schema import STATUS_FAILED
+from suite.sweep.spec import Trial
+from suite.trial.context import RunContext, TrialResult
 
 
 @dataclasses.dataclass(frozen=True)
@@ -97,7 +98,7 @@ class SlurmTrialTask:
         cpus = os.environ.get("SLURM_CPUS_PER_TASK", "")
         if cpus.isdigit():
             os.environ.setdefault(THREADS_ENV, cpus)
-        from suite.rank_main import run_rank
+        from suite.ranks.entry import run_rank
 
         result = run_rank(trial, self.ctx)
         if result.status == STATUS_FAILED:

@@ -11,7 +11,7 @@ import subprocess
 from collections.abc import Iterable
 from pathlib import Path
 
-from suite.atomic import write_json_atomic
+from suite.common.atomic import write_json_atomic
 
 SLURM_DIR = "slurm"  # under the sweep directory: jobs.json and submitit's logs/
 JOBS_FILE = "jobs.json"

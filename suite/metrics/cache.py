@@ -6,7 +6,7 @@ Everything lives under `${GENBENCH_CACHE:-~/.cache/genbench}`:
     reference/<key naming every choice>.npz   real-data statistics, features, k-NN radii
                                               and the real-vs-real floor (here)
 
-Files are written with the project's one atomic writer (suite.atomic.write_atomic:
+Files are written with the project's one atomic writer (suite.common.atomic.write_atomic:
 a temporary name in the same directory, fsync, rename), so a reader never sees
 half a file and a full disk leaves no temporary file behind. Expensive entries
 are computed under an exclusive `fcntl` lock, so concurrent trials and
@@ -29,7 +29,7 @@ from pathlib import Path
 
 import numpy as np
 
-from suite.atomic import write_atomic
+from suite.common.atomic import write_atomic
 from suite.metrics.fid import GaussianStats, PreparedReference, features_to_stats, prepare_reference
 from suite.metrics.precision_recall import features_to_knn_radii
 

@@ -6,7 +6,7 @@ Keras; `MODELS.tags(name)` says whether a model is conditional.
 
 from __future__ import annotations
 
-from suite.registry import Registry
+from suite.common.registry import Registry
 
 MODELS: Registry = Registry("model")
 MODELS.add("dcgan", "suite.models.gan:build_gan", family="gan", conditional=False)

@@ -8,7 +8,7 @@ losses and whatever the metrics read are float32 under every policy.
 float16 gradients underflow without it (bfloat16 has float32's range and does
 not need it).
 
-Keras is imported lazily so that `suite.spec` can validate the axis without it.
+Keras is imported lazily so that `suite.sweep.spec` can validate the axis without it.
 """
 
 from __future__ import annotations

@@ -10,10 +10,10 @@ import keras
 import tensorflow as tf
 from keras import ops
 
-from suite import schema
 from suite.models.base import GenerativeModel, build_adam
 from suite.models.conditioning import condition_image, condition_latent
 from suite.models.networks import NetSpec, build_encoder, build_generator
+from suite.store import schema
 
 
 class VAE(GenerativeModel):

@@ -12,7 +12,7 @@ from pathlib import Path
 import numpy as np
 from keras import ops
 
-from suite.atomic import write_atomic
+from suite.common.atomic import write_atomic
 from suite.models.base import GenerativeModel
 
 EPOCH_KEY = "trainer/epoch"

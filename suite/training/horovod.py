@@ -4,11 +4,12 @@ Horovod (and TensorFlow) are imported lazily, inside the functions that need
 them, so that importing this module costs nothing and single-process runs work
 where Horovod is not installed (`tools/install-horovod.sh` installs it). Which
 ranks exist and how they were started is decided by the launcher side
-(`suite.rank_main`, `suite.launchers.*_ranks`); this module only joins them.
+(`suite.ranks`, `suite.launchers.ray_ranks`); this module only joins them.
 
 Gradients are averaged with `hvd.grouped_allreduce` on a plain
 `tf.GradientTape`'s output: `hvd.DistributedGradientTape` fails with Keras 3
-variables (`'Variable' object has no attribute 'ref'`), see DESIGN.md.
+variables (`'Variable' object has no attribute 'ref'`);
+docs/horovod.md has the measurements.
 """
 
 from __future__ import annotations
@@ -19,7 +20,7 @@ import threading
 from collections.abc import Sequence
 from typing import Any
 
-from suite.environment import RANK_CORES_ENV
+from suite.machine.threads import RANK_CORES_ENV
 from suite.training.replicas import RankInfo
 
 log = logging.getLogger(__name__)

@@ -22,8 +22,8 @@ from pathlib import Path
 import numpy as np
 
 from suite.models.base import GenerativeModel
-from suite.schema import STATUS_DIVERGED, STATUS_OK
-from suite.spec import batch_fill_problem
+from suite.store.schema import STATUS_DIVERGED, STATUS_OK
+from suite.training.batch_rule import batch_fill_problem
 from suite.training.batches import EpochBatches
 from suite.training.calls import (
     AUTO,

@@ -7,10 +7,10 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from suite.data import load_dataset
-from suite.errors import GenbenchError
-from suite.metrics import domain
-from suite.metrics.features import (
+from suite.common.errors import GenbenchError
+from suite.data.catalog import load_dataset
+from suite.metrics.backbones import domain
+from suite.metrics.backbones.registry import (
     BACKBONES,
     check_eval_setup,
     clear_backbone_cache,
@@ -18,7 +18,7 @@ from suite.metrics.features import (
     prepare_eval,
     resolve_backbones,
 )
-from suite.spec import EvalSpec, Trial
+from suite.sweep.spec import EvalSpec, Trial
 
 MNIST_MIN_ACCURACY = 0.985
 
@@ -146,7 +146,7 @@ def test_inception_random_weights_run_end_to_end_without_download(
     # leaves the caller's Python random stream (Keras' default seeds) where it was.
     import random
 
-    from suite.metrics.inception import build_inception_extractor
+    from suite.metrics.backbones.inception import build_inception_extractor
 
     state = random.getstate()
     rebuilt = build_inception_extractor(mnist, "random")
@@ -182,8 +182,8 @@ def test_inception_weights_from_the_keras_cache_and_notop_files(tmp_path, monkey
     """A weights file in $KERAS_HOME/models is found; a notop file gives features, no logits."""
     import keras
 
-    from suite.metrics.extractor import seeded_construction
-    from suite.metrics.inception import NOTOP_FILE, locate_inception_weights
+    from suite.metrics.backbones.extractor import seeded_construction
+    from suite.metrics.backbones.inception import NOTOP_FILE, locate_inception_weights
 
     with seeded_construction(1):
         net = keras.applications.InceptionV3(include_top=False, weights=None, pooling="avg")
@@ -206,7 +206,7 @@ def test_inception_weights_from_the_keras_cache_and_notop_files(tmp_path, monkey
 
 
 def extractor_input(images: np.ndarray):
-    from suite.metrics.inception import inception_preprocess
+    from suite.metrics.backbones.inception import inception_preprocess
 
     return inception_preprocess(images)
 

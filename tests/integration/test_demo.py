@@ -21,16 +21,16 @@ import pytest
 from PIL import Image
 
 from analysis.load import TRIAL_DIR, load_results
-from suite import schema
-from suite.cli import main
-from suite.data import load_dataset
-from suite.metrics.domain import load_or_train_domain_network
-from suite.samples import UNCONDITIONAL_GRID
-from suite.spec import load_sweep
+from suite.artifacts.samples import UNCONDITIONAL_GRID
+from suite.cli.main import main
+from suite.data.catalog import load_dataset
+from suite.metrics.backbones.domain import load_or_train_domain_network
+from suite.store import schema
+from suite.sweep.loader import load_sweep
 
 REPO = Path(__file__).resolve().parents[2]
 CONFIDENT = 0.9  # softmax probability of the top class
-PNG_SCALE, PAD = 2, 2  # suite.samples.save_grid_png's defaults
+PNG_SCALE, PAD = 2, 2  # suite.artifacts.samples.save_grid_png's defaults
 
 
 @pytest.fixture(scope="module")

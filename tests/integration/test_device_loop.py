@@ -13,17 +13,18 @@ import numpy as np
 import pytest
 
 from analysis.load import load_results
-from suite import schema
-from suite.launchers.local_ranks import run_local_command
 from suite.models import MODELS
 from suite.models.networks import NetSpec
-from suite.spec import EvalSpec, Trial
+from suite.ranks.local import run_local_command
+from suite.store import schema
+from suite.sweep.spec import EvalSpec, Trial
 from suite.training.batches import EpochBatches
 from suite.training.calls import call_sizes
 from suite.training.device_loop import DeviceLoop
 from suite.training.loop import TrainConfig, train
 from suite.training.replicas import SingleReplica
-from suite.worker import RunContext, run_trial
+from suite.trial.context import RunContext
+from suite.trial.run import run_trial
 
 RANKS_SCRIPT = Path(__file__).resolve().parent / "_hvd_scripts" / "device_loop_ranks.py"
 

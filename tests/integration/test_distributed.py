@@ -1,7 +1,7 @@
 """Data parallelism: real Horovod on 2 Gloo ranks on this host.
 
 The 2-rank checks run in ONE launch of genbench's own spawner
-(suite.launchers.local_ranks, no horovodrun) of tests/_hvd_scripts/replica_checks.py,
+(suite.ranks.local, no horovodrun) of tests/_hvd_scripts/replica_checks.py,
 because each rank pays a few seconds of TensorFlow import; the tests below
 read what each rank wrote. The cheap, pure parts are in tests/unit/test_rank_start.py.
 """
@@ -18,7 +18,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from suite.launchers.local_ranks import run_local_command
+from suite.ranks.local import run_local_command
 
 REPO = Path(__file__).resolve().parents[2]
 CHECKS = REPO / "tests" / "integration" / "_hvd_scripts" / "replica_checks.py"

@@ -7,14 +7,14 @@ import math
 import numpy as np
 import pytest
 
-from suite import schema
-from suite.metrics import domain
+from suite.metrics.backbones import domain
+from suite.metrics.backbones.registry import clear_backbone_cache, get_backbone, resolve_backbones
 from suite.metrics.cache import clear_loaded_references
-from suite.metrics.evaluate import evaluate_milestone
-from suite.metrics.features import clear_backbone_cache, get_backbone, resolve_backbones
 from suite.models import MODELS, is_conditional, model_family
 from suite.models.networks import NetSpec
-from suite.spec import EvalSpec, Trial
+from suite.store import schema
+from suite.sweep.spec import EvalSpec, Trial
+from suite.trial.evaluate import evaluate_milestone
 
 N_SAMPLES = 300
 DOMAIN_COLUMNS = {schema.FD_DOMAIN, schema.KID_DOMAIN, schema.KID_DOMAIN_STD,
@@ -215,7 +215,7 @@ eval: {n_samples: 200, batch_size: 100}
 def test_genbench_run_fills_metric_columns(tmp_path, data_dir, write_sweep, mnist,
                                            backbones) -> None:
     from analysis.load import load_results
-    from suite.cli import main
+    from suite.cli.main import main
 
     weights = domain.domain_weights_path(mnist)
     assert backbones["domain"].meta["weights_path"] == str(weights)
@@ -248,7 +248,7 @@ def test_genbench_run_fills_metric_columns(tmp_path, data_dir, write_sweep, mnis
 
 def test_genbench_run_stops_before_training_on_bad_eval_setup(tmp_path, data_dir, write_sweep,
                                                               monkeypatch, capsys) -> None:
-    from suite.cli import main
+    from suite.cli.main import main
 
     monkeypatch.setenv("KERAS_HOME", str(tmp_path / "empty-keras"))
     monkeypatch.setenv("GENBENCH_CACHE", str(tmp_path / "empty-cache"))

@@ -10,7 +10,7 @@ import sys
 import pytest
 
 from analysis.load import load_results
-from suite import schema
+from suite.store import schema
 
 pytestmark = pytest.mark.skipif(importlib.util.find_spec("horovod") is None,
                                 reason="Horovod not installed: run tools/install-horovod.sh "
@@ -39,7 +39,8 @@ def scaling_run(tmp_path_factory):
     sweep = tmp / "scaling.yaml"
     sweep.write_text(SWEEP)
     out = tmp / "out"
-    proc = subprocess.run([sys.executable, "-m", "suite.cli", "run", str(sweep), "--out", str(out),
+    proc = subprocess.run([sys.executable, "-m", "suite.cli.main", "run", str(sweep),
+                           "--out", str(out),
                            "--quiet", "--timeline"], capture_output=True, text=True, timeout=900)
     assert proc.returncode == 0, proc.stderr[-4000:]
     return out / "scaling"

@@ -14,8 +14,8 @@ from pathlib import Path
 import pytest
 
 from analysis.load import load_results
-from suite import schema
-from suite.store import TrialStore
+from suite.store import schema
+from suite.store.trial_store import TrialStore
 
 REPO = Path(__file__).resolve().parents[2]
 SWEEP = """\
@@ -34,7 +34,7 @@ def write_sweep(directory: Path, epochs: int = 2, upsampling: str = "[nearest]")
 
 
 def genbench(*args: str, timeout: float = 600, **kwargs) -> subprocess.CompletedProcess:
-    return subprocess.run([sys.executable, "-m", "suite.cli", *map(str, args)], cwd=REPO,
+    return subprocess.run([sys.executable, "-m", "suite.cli.main", *map(str, args)], cwd=REPO,
                           capture_output=True, text=True, timeout=timeout, **kwargs)
 
 
@@ -166,7 +166,7 @@ def test_full_disk_stops_the_sweep_with_one_message_and_no_litter(tmp_path, data
 def test_second_run_skips_the_trial_the_first_is_training(tmp_path, data_dir, eval_cache):
     sweep = write_sweep(tmp_path, epochs=6)
     out = tmp_path / "out"
-    first = subprocess.Popen([sys.executable, "-m", "suite.cli", "run", str(sweep), "--out",
+    first = subprocess.Popen([sys.executable, "-m", "suite.cli.main", "run", str(sweep), "--out",
                               str(out), "--data-dir", str(data_dir), "--quiet"], cwd=REPO,
                              stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
     try:
@@ -191,7 +191,7 @@ def test_second_run_skips_the_trial_the_first_is_training(tmp_path, data_dir, ev
 def test_lease_of_a_killed_run_does_not_block_the_next(tmp_path, data_dir, eval_cache):
     sweep = write_sweep(tmp_path, epochs=3)
     out = tmp_path / "out"
-    first = subprocess.Popen([sys.executable, "-m", "suite.cli", "run", str(sweep), "--out",
+    first = subprocess.Popen([sys.executable, "-m", "suite.cli.main", "run", str(sweep), "--out",
                               str(out), "--data-dir", str(data_dir), "--quiet"], cwd=REPO,
                              stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
     deadline = time.monotonic() + 300

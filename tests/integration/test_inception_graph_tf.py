@@ -18,15 +18,16 @@ import tarfile
 
 import numpy as np
 import pytest
+from standin_graph import build_standin_graph
 
-from suite import schema
-from suite.metrics import inception_graph as ig
+from suite.common.errors import GenbenchError
+from suite.metrics.backbones import inception_graph as ig
+from suite.metrics.backbones.graph_def import const_ints, const_shape, read_graph_nodes
+from suite.metrics.backbones.registry import clear_backbone_cache, get_backbone, prepare_eval
 from suite.metrics.cache import clear_loaded_references
-from suite.metrics.evaluate import evaluate_milestone
-from suite.metrics.features import clear_backbone_cache, get_backbone, prepare_eval
-from suite.metrics.graph_def import const_ints, const_shape, read_graph_nodes
-from suite.metrics.standin_graph import build_standin_graph
-from suite.spec import EvalSpec, Trial
+from suite.store import schema
+from suite.sweep.spec import EvalSpec, Trial
+from suite.trial.evaluate import evaluate_milestone
 
 TINY = {"seed": 1, "image_size": 16, "feature_dim": 64, "classes": 10}
 
@@ -93,7 +94,7 @@ def test_graph_reader_agrees_with_tensorflow(tiny_graph) -> None:
 
 def test_features_and_logits_are_the_graphs_own_for_any_batch(tiny_graph, mnist,
                                                               data_dir) -> None:
-    from suite.data import load_dataset
+    from suite.data.catalog import load_dataset
 
     data = tiny_graph.read_bytes()
     extractor = ig.GraphFeatureExtractor(ig.locate_graph(str(tiny_graph)))
@@ -128,21 +129,29 @@ def test_a_tf2_function_cannot_run_the_2015_graphs_ops(tiny_graph) -> None:
         wrapped(tf.zeros((2, 16, 16, 3)))
 
 
-def test_random_weights_need_no_file_and_are_repeatable(tmp_path, monkeypatch, mnist) -> None:
+def test_standin_graph_file_runs_and_is_repeatable(tmp_path, monkeypatch, mnist) -> None:
     monkeypatch.setenv("GENBENCH_CACHE", str(tmp_path / "cache"))
     monkeypatch.setenv("GENBENCH_OFFLINE", "1")
-    prepare_eval([make_trial()], {"mnist": mnist}, "random", "s.yaml")
-    extractor = get_backbone("inception", mnist, "random")
-    assert extractor.weights_id == "random" and extractor.resize_method == "graph bilinear 299"
+    standin = tmp_path / "standin.pb"
+    standin.write_bytes(build_standin_graph())  # the full-size interface, seeded weights
+    prepare_eval([make_trial()], {"mnist": mnist}, str(standin), "s.yaml")
+    extractor = get_backbone("inception", mnist, str(standin))
+    assert extractor.weights_id.startswith("classify_image_graph_def.pb:")
+    assert extractor.resize_method == "graph bilinear 299"
     images = mnist.x_eval[:6].astype(np.float32) / 255.0
     features, logits = extractor.images_to_outputs(images)
     assert features.shape == (6, 2048) and logits.shape == (6, 1008)
     assert np.isfinite(features).all() and np.isfinite(logits).all()
     clear_backbone_cache()
-    rebuilt = get_backbone("inception", mnist, "random")
+    rebuilt = get_backbone("inception", mnist, str(standin))
     assert rebuilt is not extractor
     np.testing.assert_array_equal(rebuilt.images_to_features(images), features)
     assert not (tmp_path / "cache").exists()  # nothing looked up, nothing downloaded
+
+
+def test_random_is_refused_for_the_graph(mnist) -> None:
+    with pytest.raises(GenbenchError, match="inception_keras random weights"):
+        get_backbone("inception", mnist, "random")
 
 
 # ---------------------------------------------------------------- evaluation and the run
@@ -204,7 +213,7 @@ eval: {backbones: [inception], n_samples: 64}
 def test_genbench_run_records_the_graph_protocol(tmp_path, monkeypatch, data_dir, write_sweep,
                                                  tiny_graph, mnist) -> None:
     from analysis.load import load_results
-    from suite.cli import main
+    from suite.cli.main import main
 
     monkeypatch.setenv("GENBENCH_OFFLINE", "1")
     out = tmp_path / "out"
@@ -237,7 +246,7 @@ def tgz_with(tmp_path, members: dict[str, bytes]):
 
 def test_genbench_run_stops_before_training_without_a_usable_graph(
         tmp_path, monkeypatch, data_dir, write_sweep, tiny_graph, capsys) -> None:
-    from suite.cli import main
+    from suite.cli.main import main
 
     monkeypatch.setenv("GENBENCH_CACHE", str(tmp_path / "empty-cache"))
     monkeypatch.setenv("GENBENCH_OFFLINE", "1")

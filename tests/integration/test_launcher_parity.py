@@ -15,7 +15,7 @@ import pandas as pd
 import pytest
 
 from analysis.load import load_results
-from suite import schema
+from suite.store import schema
 
 REPO = Path(__file__).resolve().parents[2]
 SBATCH_TEMPLATE = REPO / "slurm" / "sweep.sbatch"
@@ -47,7 +47,7 @@ def run_env(base: dict | None = None) -> dict:
 
 
 def genbench_run(sweep: Path, out: Path, data_dir: Path, *extra: str, env=None) -> None:
-    proc = subprocess.run([sys.executable, "-m", "suite.cli", "run", str(sweep), "--out",
+    proc = subprocess.run([sys.executable, "-m", "suite.cli.main", "run", str(sweep), "--out",
                            str(out), "--data-dir", str(data_dir), "--quiet", *extra],
                           capture_output=True, text=True, env=run_env(env), timeout=900,
                           cwd=sweep.parent)

@@ -15,10 +15,10 @@ import numpy as np
 import pytest
 
 from analysis.load import load_results
-from suite import schema
 from suite.models import MODELS
 from suite.models.networks import NetSpec
 from suite.models.precision import PRECISIONS
+from suite.store import schema
 from suite.training.loop import TrainConfig, train
 
 COMPUTE_DTYPES = {"fp32": "float32", "mixed_bfloat16": "bfloat16", "mixed_float16": "float16"}
@@ -109,7 +109,7 @@ def test_precision_by_steps_per_call_sweep(tmp_path, launcher, data_dir):
     sweep = tmp_path / "policies.yaml"
     sweep.write_text(textwrap.dedent(SWEEP))
     env = {**os.environ, "GENBENCH_DATA": str(data_dir)}
-    proc = subprocess.run([sys.executable, "-m", "suite.cli", "run", str(sweep), "--out",
+    proc = subprocess.run([sys.executable, "-m", "suite.cli.main", "run", str(sweep), "--out",
                            str(tmp_path / "out"), "--launcher", launcher, "--quiet"],
                           env=env, capture_output=True, text=True, timeout=900)
     assert proc.returncode == 0, proc.stderr[-4000:]

@@ -23,12 +23,13 @@ from pathlib import Path
 import psutil
 import pytest
 
-from suite import schema
-from suite.launchers.local_ranks import run_local_ranks
-from suite.rank_main import write_launch_file
-from suite.spec import Trial, load_sweep
-from suite.store import TrialStore
-from suite.worker import RunContext
+from suite.ranks.entry import write_launch_file
+from suite.ranks.local import run_local_ranks
+from suite.store import schema
+from suite.store.trial_store import TrialStore
+from suite.sweep.loader import load_sweep
+from suite.sweep.spec import Trial
+from suite.trial.context import RunContext
 
 GENBENCH = Path(sys.executable).parent / "genbench"
 SWEEP = """\
@@ -76,7 +77,7 @@ def cmdline(p: psutil.Process) -> str:
 
 
 def ranks_of(pid: int) -> list[psutil.Process]:
-    return [p for p in descendants(pid) if "suite.rank_main" in cmdline(p)]
+    return [p for p in descendants(pid) if "suite.ranks.entry" in cmdline(p)]
 
 
 def alive(p: psutil.Process) -> bool:

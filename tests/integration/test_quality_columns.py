@@ -10,14 +10,14 @@ import time
 import numpy as np
 import pytest
 
-from suite import schema
-from suite.data import load_dataset
+from suite.data.catalog import load_dataset
+from suite.metrics.backbones.cas import cas_columns
+from suite.metrics.backbones.classifier import training_steps
+from suite.metrics.backbones.registry import clear_backbone_cache, get_backbone
 from suite.metrics.cache import clear_loaded_references
-from suite.metrics.cas import cas_columns
-from suite.metrics.classifier import training_steps
-from suite.metrics.evaluate import evaluate_milestone
-from suite.metrics.features import clear_backbone_cache, get_backbone
-from suite.spec import EvalSpec, Trial
+from suite.store import schema
+from suite.sweep.spec import EvalSpec, Trial
+from suite.trial.evaluate import evaluate_milestone
 
 N = 300
 QUALIFIED = {schema.DENSITY_DOMAIN, schema.COVERAGE_DOMAIN, schema.FD_DOMAIN_INF,

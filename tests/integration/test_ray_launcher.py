@@ -26,9 +26,9 @@ import pyarrow.parquet as pq
 import pytest
 
 from analysis.load import load_results
-from suite import schema
-from suite.cli import main
-from suite.errors import GenbenchError, SpecError
+from suite.cli.main import main
+from suite.common.errors import GenbenchError, SpecError
+from suite.store import schema
 
 pytestmark = pytest.mark.skipif(importlib.util.find_spec("ray") is None,
                                 reason="Ray Tune not installed: pip install 'genbench[ray]'")
@@ -290,7 +290,7 @@ def test_killed_sweep_resumes_without_duplicates(ray_cluster, tmp_path):
     env = {**os.environ, TAG_ENV: tag}
     log = tmp_path / "killed.log"
     with open(log, "wb") as f:
-        proc = subprocess.Popen([sys.executable, "-m", "suite.cli", "run", str(sweep), "--out",
+        proc = subprocess.Popen([sys.executable, "-m", "suite.cli.main", "run", str(sweep), "--out",
                                  str(out), "--launcher", "ray", "--quiet"], env=env,
                                 stdout=f, stderr=subprocess.STDOUT, start_new_session=True)
     deadline = time.monotonic() + 300

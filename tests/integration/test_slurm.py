@@ -22,9 +22,9 @@ from pathlib import Path
 
 import pytest
 
-from suite import schema
-from suite.results import RESULT_FILE, read_rows, trial_dir
-from suite.spec import load_sweep
+from suite.store import schema
+from suite.store.results import RESULT_FILE, read_rows, trial_dir
+from suite.sweep.loader import load_sweep
 
 REPO = Path(__file__).resolve().parents[2]
 CLUSTER_SCRIPT = REPO / "slurm" / "local-cluster.sh"
@@ -62,7 +62,7 @@ SWEEPS = {
 
 
 def test_slurm_options_are_typed_and_checked():
-    from suite.errors import SpecError
+    from suite.common.errors import SpecError
     from suite.launchers import LAUNCHERS
     from suite.launchers.slurm import node_layout
 
@@ -77,7 +77,7 @@ def test_slurm_options_are_typed_and_checked():
 
 
 def test_submit_without_submitit_names_the_extra(monkeypatch, capsys):
-    from suite.cli import main
+    from suite.cli.main import main
 
     monkeypatch.setitem(sys.modules, "submitit", None)  # import submitit -> ImportError
     assert main(["submit", "smoke", "--partition", "debug"]) == 2
@@ -86,7 +86,7 @@ def test_submit_without_submitit_names_the_extra(monkeypatch, capsys):
 
 
 def test_run_in_a_step_of_the_wrong_size_is_refused(monkeypatch, capsys, write_sweep):
-    from suite.cli import main
+    from suite.cli.main import main
 
     sweep = write_sweep(SWEEPS["template"])
     monkeypatch.setenv("SLURM_STEP_NUM_TASKS", "2")

@@ -15,9 +15,9 @@ from pathlib import Path
 import psutil
 import pytest
 
-from suite import schema
-from suite.spec import load_sweep
-from suite.store import TrialStore
+from suite.store import schema
+from suite.store.trial_store import TrialStore
+from suite.sweep.loader import load_sweep
 
 REPO = Path(__file__).resolve().parents[2]
 CLUSTER_SCRIPT = REPO / "slurm" / "local-cluster.sh"
@@ -31,7 +31,7 @@ eval: {n_samples: 64, backbones: []}
 """
 JOB = """\
 #!/bin/bash
-{python} -c "from suite.launchers.srun_ranks import inside_slurm_allocation as f; \
+{python} -c "from suite.ranks.srun import inside_slurm_allocation as f; \
 print('inside allocation:', f(2))"
 exec {genbench} run {sweep} --out {out} --data-dir {data} --quiet
 """
@@ -48,7 +48,7 @@ def step_processes(trial_dir: Path) -> list[psutil.Process]:
     found = []
     for p in psutil.process_iter(["cmdline"]):
         line = " ".join(p.info["cmdline"] or [])
-        if str(trial_dir) in line and ("suite.rank_main" in line or "srun" in line):
+        if str(trial_dir) in line and ("suite.ranks.entry" in line or "srun" in line):
             found.append(p)
     return found
 
@@ -82,7 +82,7 @@ def test_signalled_batch_step_stops_its_srun_ranks(tmp_path, data_dir, cluster_e
         assert store.checkpoint_path.exists(), f"the ranks did not train\n{output[-3000:]}"
         assert "inside allocation: True" in output
         procs = step_processes(store.directory)
-        ranks = [p for p in procs if "suite.rank_main" in " ".join(p.cmdline())
+        ranks = [p for p in procs if "suite.ranks.entry" in " ".join(p.cmdline())
                  and "srun" not in p.name()]
         assert len(ranks) == 2, [p.cmdline() for p in procs]  # the srun step's two tasks
         # The batch step only (the exec'd `genbench run`), as a scheduler's signal to it.

@@ -13,9 +13,9 @@ import pytest
 from PIL import Image
 
 from analysis.load import load_results
-from suite import schema
-from suite.cli import main
+from suite.cli.main import main
 from suite.models import MODELS
+from suite.store import schema
 
 SMALL = """
 name: small
@@ -33,7 +33,7 @@ eval: {n_samples: 200}
 
 
 def genbench(*args: str, **kwargs) -> subprocess.CompletedProcess:
-    return subprocess.run([sys.executable, "-m", "suite.cli", *args], capture_output=True,
+    return subprocess.run([sys.executable, "-m", "suite.cli.main", *args], capture_output=True,
                           text=True, timeout=900, **kwargs)
 
 
@@ -98,7 +98,7 @@ def test_failing_trial_does_not_stop_the_sweep(broken_model, write_sweep, tmp_pa
 
 
 def test_npz_dataset_sweep(write_sweep, tmp_path, data_dir):
-    from suite.data import read_idx
+    from suite.data.catalog import read_idx
 
     digits = read_idx(data_dir / "mnist" / "t10k-images-idx3-ubyte.gz")[:400, 6:22, 6:22]
     npz = tmp_path / "crops.npz"
@@ -133,7 +133,7 @@ def test_killed_run_resumes_from_its_checkpoint(write_sweep, tmp_path):
         eval: {n_samples: 200}
     """)
     out = tmp_path / "out"
-    proc = subprocess.Popen([sys.executable, "-m", "suite.cli", "run", str(sweep), "--out",
+    proc = subprocess.Popen([sys.executable, "-m", "suite.cli.main", "run", str(sweep), "--out",
                              str(out), "--quiet"], stdout=subprocess.DEVNULL,
                             stderr=subprocess.DEVNULL, start_new_session=True)
     checkpoints = list((out / "resume" / "trials").glob("*/checkpoint.npz")) if out.exists() else []

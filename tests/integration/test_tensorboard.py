@@ -7,10 +7,10 @@ import pytest
 from PIL import Image
 
 from analysis.load import load_results, sample_path
-from suite import schema
-from suite.cli import main
-from suite.samples import GIF_NAME
-from suite.tensorboard import TENSORBOARD_DIR
+from suite.artifacts.samples import GIF_NAME
+from suite.artifacts.tensorboard import TENSORBOARD_DIR
+from suite.cli.main import main
+from suite.store import schema
 
 SWEEP = """
 name: tb

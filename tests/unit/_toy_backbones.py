@@ -16,9 +16,8 @@ from __future__ import annotations
 
 import numpy as np
 
-from suite import schema
-from suite.errors import GenbenchError
-from suite.metrics.backbone import (
+from suite.common.errors import GenbenchError
+from suite.metrics.backbones.base import (
     LOGITS_DATASET,
     LOGITS_IMAGENET,
     BackboneColumns,
@@ -26,6 +25,7 @@ from suite.metrics.backbone import (
     FeatureExtractor,
 )
 from suite.metrics.cache import arrays_to_hash
+from suite.store import schema
 
 POOL = 4
 

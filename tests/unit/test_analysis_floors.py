@@ -12,8 +12,8 @@ import pandas as pd
 import analysis
 from analysis.floors import FLOOR_LABEL, floor_by_row, floor_column, within_floor
 from analysis.report import write_report
-from suite import schema
-from suite.results import RESULT_FILE, trial_dir, write_rows
+from suite.store import schema
+from suite.store.results import RESULT_FILE, trial_dir, write_rows
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 from test_analysis_tables import frame, row  # noqa: E402  (the shared row builder)

@@ -14,8 +14,8 @@ import pytest
 
 import analysis
 from analysis.load import TRIAL_DIR, ResultsWarning
-from suite import schema
-from suite.results import RESULT_FILE, trial_dir, write_rows
+from suite.store import schema
+from suite.store.results import RESULT_FILE, trial_dir, write_rows
 
 OK, DIVERGED = schema.STATUS_OK, schema.STATUS_DIVERGED
 

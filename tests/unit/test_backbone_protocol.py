@@ -4,12 +4,11 @@ No TensorFlow: the registry, the descriptions, preflight and evaluation with
 numpy backbones all run without it (checked with sys.modules in fresh
 interpreters). A third and fourth backbone (tests/unit/_toy_backbones.py,
 registered in a subprocess) fill their declared columns with no edit to
-suite/metrics/evaluate.py or features.py.
+suite/trial/evaluate.py or features.py.
 """
 
 from __future__ import annotations
 
-import ast
 import dataclasses
 import errno
 import json
@@ -24,16 +23,16 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from suite import schema
-from suite.metrics.backbone import (
+from suite.metrics.backbones.base import (
     LOGITS_DATASET,
     LOGITS_IMAGENET,
     LOGITS_NONE,
     BackboneColumns,
     BackboneInfo,
 )
-from suite.metrics.catalog import BACKBONE_MODULES
-from suite.metrics.features import BACKBONES, describe_backbone
+from suite.metrics.backbones.catalog import BACKBONE_MODULES
+from suite.metrics.backbones.registry import BACKBONES, describe_backbone
+from suite.store import schema
 
 REPO = Path(__file__).resolve().parents[2]
 METRICS = REPO / "suite" / "metrics"
@@ -128,7 +127,7 @@ def test_descriptions_that_contradict_themselves_are_refused() -> None:
         describe(needs_labels=False)
     with pytest.raises(ValueError, match="logits"):
         describe(logits="words")
-    with pytest.raises(ValueError, match="not in suite/schema.py"):
+    with pytest.raises(ValueError, match="not in suite/store/schema.py"):
         BackboneColumns(fd="fd_clip", kid=schema.KID_DOMAIN, kid_std=schema.KID_DOMAIN_STD,
                         precision=schema.PRECISION_DOMAIN, recall=schema.RECALL_DOMAIN,
                         weights_id=schema.DOMAIN_WEIGHTS_ID)
@@ -145,69 +144,20 @@ def words_in_code(path: Path) -> list[tuple[int, str]]:
 
 
 def test_metric_code_names_no_backbone() -> None:
-    """A backbone's name appears only in its own module and the catalog: evaluate.py,
-    features.py and the rest ask descriptions (a literal like "domain", a comment or a
-    docstring naming one, or `import suite.metrics.domain` would all fail here)."""
+    """A backbone's name appears only in its own module and the catalog: the trial's
+    evaluate.py, the registry and the rest ask descriptions (a literal like "domain", a
+    comment or a docstring naming one, or `import suite.metrics.backbones.domain` would all
+    fail here)."""
     own = {sys.modules[describe_backbone(n).build.__module__].__file__ for n in BACKBONES}
-    generic = [p for p in sorted(METRICS.glob("*.py"))
+    generic = [p for p in sorted([*METRICS.rglob("*.py"), REPO / "suite/trial/evaluate.py"])
                if str(p) not in own and p.name != "catalog.py"]
-    assert {"evaluate.py", "features.py", "extractor.py", "backbone.py"} <= {
+    assert {"evaluate.py", "registry.py", "extractor.py", "base.py"} <= {
         p.name for p in generic}
     for name in BACKBONES:
         word = re.compile(rf"\b{re.escape(name)}\b")
         for path in generic:
             hits = [(line, text) for line, text in words_in_code(path) if word.search(text)]
             assert not hits, f"{path.name} names backbone {name!r}: {hits[:3]}"
-
-
-def metrics_imports(path: Path) -> set[str]:
-    """suite.metrics modules a module imports, at any depth (inside functions too)."""
-    found = set()
-    for node in ast.walk(ast.parse(path.read_text())):
-        if isinstance(node, ast.Import):
-            found |= {a.name for a in node.names if a.name.startswith("suite.metrics.")}
-        elif isinstance(node, ast.ImportFrom) and node.module:
-            if node.module.startswith("suite.metrics."):
-                found.add(node.module)
-            elif node.module == "suite.metrics":
-                found |= {f"suite.metrics.{a.name}" for a in node.names
-                          if (METRICS / f"{a.name}.py").exists()}
-    return found
-
-
-def test_metrics_modules_import_one_way() -> None:
-    modules = {f"suite.metrics.{p.stem}": p for p in METRICS.glob("*.py")
-               if p.name != "__init__.py"}
-    graph = {name: metrics_imports(path) & set(modules) for name, path in modules.items()}
-    graph["suite.metrics.features"] |= set(BACKBONE_MODULES)  # imported by name from the catalog
-    assert "suite.metrics.features" not in graph["suite.metrics.inception"]
-    assert "suite.metrics.inception" not in graph["suite.metrics.features"] - set(BACKBONE_MODULES)
-    state: dict[str, str] = {}
-
-    def visit(name: str, path: list[str]) -> None:
-        if state.get(name) == "done":
-            return
-        assert state.get(name) != "open", "import cycle: " + " -> ".join([*path, name])
-        state[name] = "open"
-        for dep in sorted(graph[name]):
-            visit(dep, [*path, name])
-        state[name] = "done"
-
-    for name in sorted(graph):
-        visit(name, [])
-
-
-def test_every_metrics_module_imports_alone_without_tensorflow() -> None:
-    names = sorted(p.stem for p in METRICS.glob("*.py") if p.name != "__init__.py")
-    code = ("import importlib, sys; importlib.import_module(sys.argv[1]); "
-            "sys.exit(3 if 'tensorflow' in sys.modules or 'keras' in sys.modules else 0)")
-    procs = {name: subprocess.Popen([sys.executable, "-c", code, f"suite.metrics.{name}"],
-                                    cwd=REPO, stdout=subprocess.PIPE, stderr=subprocess.PIPE,
-                                    text=True) for name in names}
-    for name, proc in procs.items():
-        _, err = proc.communicate(timeout=120)
-        assert proc.returncode == 0, (name, "imported TensorFlow" if proc.returncode == 3
-                                      else err[-2000:])
 
 
 # ------------------------------------------------------------------ a third backbone
@@ -219,13 +169,13 @@ import numpy as np
 
 sys.path.insert(0, sys.argv[2])
 import _toy_backbones as toy
-from suite import schema
-from suite.data import load_dataset
-from suite.errors import GenbenchError, SpecError
-from suite.metrics.evaluate import evaluate_milestone, sample_column_names
-from suite.metrics.features import (BACKBONES, prepare_eval, register_backbone,
+from suite.store import schema
+from suite.data.catalog import load_dataset
+from suite.common.errors import GenbenchError, SpecError
+from suite.trial.evaluate import evaluate_milestone, sample_column_names
+from suite.metrics.backbones.registry import (BACKBONES, prepare_eval, register_backbone,
                                     resolve_backbones)
-from suite.spec import EvalSpec, Trial
+from suite.sweep.spec import EvalSpec, Trial
 
 register_backbone(toy.CENTROIDS)
 register_backbone(toy.PROJECTION)
@@ -355,7 +305,7 @@ def test_third_backbone_fills_its_declared_columns(third_backbone) -> None:
 def test_evaluate_milestone_takes_built_extractors_only() -> None:
     import inspect
 
-    from suite.metrics import evaluate
+    from suite.trial import evaluate
 
     assert not hasattr(evaluate, "BackboneSettings")
     params = inspect.signature(evaluate.evaluate_milestone).parameters
@@ -366,7 +316,7 @@ def test_evaluate_milestone_takes_built_extractors_only() -> None:
 
 
 def test_reference_cache_writes_through_the_project_atomic_writer(tmp_path, monkeypatch) -> None:
-    from suite import atomic
+    from suite.common import atomic
     from suite.metrics import cache
 
     assert cache.write_atomic is atomic.write_atomic

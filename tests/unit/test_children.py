@@ -1,4 +1,4 @@
-"""Child process groups (suite.launchers.children) and the loopback rendezvous server,
+"""Child process groups (suite.ranks.children) and the loopback rendezvous server,
 with real short-lived processes (`sleep`, small Python programs); no TensorFlow."""
 
 from __future__ import annotations
@@ -15,8 +15,8 @@ import time
 import psutil
 import pytest
 
-from suite.launchers.children import ChildGroup, exit_status
-from suite.launchers.rank_env import host_plan
+from suite.ranks.children import ChildGroup, exit_status
+from suite.ranks.env import host_plan
 
 PY = sys.executable
 IGNORE_TERM = "import signal, time; signal.signal(signal.SIGTERM, signal.SIG_IGN); time.sleep(60)"
@@ -74,7 +74,7 @@ def test_children_die_with_a_sigkilled_parent(tmp_path, death_signal) -> None:
     # The parent starts a `sleep` child through ChildGroup, prints its pid, then waits.
     parent_code = textwrap.dedent(f"""
         import os, sys
-        from suite.launchers.children import ChildGroup
+        from suite.ranks.children import ChildGroup
         with open(os.devnull, "ab") as log:
             group = ChildGroup(log, death_signal={int(death_signal)})
             print(group.start(["sleep", "60"], os.environ).pid, flush=True)

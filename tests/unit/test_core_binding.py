@@ -1,4 +1,4 @@
-"""Local ranks bound to their own cores (suite.launchers.core_binding), with real
+"""Local ranks bound to their own cores (suite.ranks.core_binding), with real
 processes: each rank reports the cores the kernel lets it run on."""
 
 from __future__ import annotations
@@ -9,10 +9,10 @@ import sys
 
 import pytest
 
-from suite.errors import SpecError
-from suite.launchers.children import ChildGroup
-from suite.launchers.core_binding import describe_cores, split_cores
+from suite.common.errors import SpecError
 from suite.launchers.local import LocalOptions
+from suite.ranks.children import ChildGroup
+from suite.ranks.core_binding import describe_cores, split_cores
 
 REPORT_AFFINITY = ("import json, os, threading; out = {}; "
                    "t = threading.Thread(target=lambda: "
@@ -67,7 +67,7 @@ def test_a_child_and_its_threads_run_on_the_cores_given(tmp_path) -> None:
 @pytest.mark.skipif(len(os.sched_getaffinity(0)) < 2, reason="needs 2 cores")
 @pytest.mark.parametrize("bind", [True, False])
 def test_local_ranks_get_disjoint_cores_unless_told_not_to(tmp_path, bind) -> None:
-    from suite.launchers.local_ranks import run_local_command
+    from suite.ranks.local import run_local_command
 
     log = tmp_path / "log"
     assert run_local_command([sys.executable, "-c", REPORT_AFFINITY], 2, log, bind=bind) == 0
@@ -93,7 +93,7 @@ def test_tuning_variables_reach_the_ranks_but_a_stale_place_does_not(
 ) -> None:
     """As with horovodrun: HOROVOD_CYCLE_TIME and friends pass through; the launcher's
     own rank, size or timeline (e.g. it runs inside another job's rank) never do."""
-    from suite.launchers.local_ranks import run_local_command
+    from suite.ranks.local import run_local_command
 
     monkeypatch.setenv("HOROVOD_CYCLE_TIME", "7")
     monkeypatch.setenv("HOROVOD_FUSION_THRESHOLD", "1048576")

@@ -8,8 +8,8 @@ import shutil
 import numpy as np
 import pytest
 
-from suite.data import load_dataset, read_cifar_batches, read_idx
-from suite.errors import DataNotFoundError
+from suite.common.errors import DataNotFoundError
+from suite.data.catalog import load_dataset, read_cifar_batches, read_idx
 
 
 def test_mnist_idx_matches_published_facts(data_dir):
@@ -102,7 +102,7 @@ def test_missing_dataset_says_where_it_looked(tmp_path, monkeypatch):
 
 def test_size_limit_is_exact_on_real_mnist(data_dir, tmp_path, monkeypatch):
     # t10k-images holds 10000 x 28 x 28 = 7,840,000 pixel bytes after its header.
-    from suite.data_rules import MAX_DATA_ENV, max_data_bytes, physical_memory
+    from suite.data.rules import MAX_DATA_ENV, max_data_bytes, physical_memory
 
     monkeypatch.delenv(MAX_DATA_ENV, raising=False)
     assert max_data_bytes() == min(8 * 2**30, physical_memory() // 2)
@@ -117,7 +117,7 @@ def test_size_limit_is_exact_on_real_mnist(data_dir, tmp_path, monkeypatch):
 
 
 def test_real_mnist_as_a_user_npz_passes_every_rule(data_dir, tmp_path):
-    from suite.data import check_dataset_name, is_labelled_dataset
+    from suite.data.catalog import check_dataset_name, is_labelled_dataset
 
     x = read_idx(data_dir / "mnist" / "t10k-images-idx3-ubyte.gz")
     y = read_idx(data_dir / "mnist" / "t10k-labels-idx1-ubyte.gz")

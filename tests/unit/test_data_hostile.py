@@ -16,10 +16,10 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from suite.cli import main
-from suite.data import check_dataset_name, check_npz, is_labelled_dataset, load_dataset
-from suite.errors import GenbenchError, SpecError
-from suite.spec import load_sweep
+from suite.cli.main import main
+from suite.common.errors import GenbenchError, SpecError
+from suite.data.catalog import check_dataset_name, check_npz, is_labelled_dataset, load_dataset
+from suite.sweep.loader import load_sweep
 
 LIMIT_ENV = "GENBENCH_MAX_DATA_BYTES"
 

@@ -16,9 +16,14 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from suite.errors import GenbenchError, SpecError
-from suite.metrics import inception_graph as ig
-from suite.metrics.graph_def import const_ints, const_shape, read_graph_nodes, resolve_identity
+from suite.common.errors import GenbenchError, SpecError
+from suite.metrics.backbones import inception_graph as ig
+from suite.metrics.backbones.graph_def import (
+    const_ints,
+    const_shape,
+    read_graph_nodes,
+    resolve_identity,
+)
 
 DT_FLOAT, DT_INT32 = 1, 3
 
@@ -282,8 +287,8 @@ def test_a_bad_download_leaves_nothing_behind(empty_cache, serve, archive, expec
 
 
 def test_preflight_names_the_sweep_the_backbone_and_the_file(tmp_path, mnist) -> None:
-    from suite.metrics.features import check_eval_setup
-    from suite.spec import EvalSpec, Trial
+    from suite.metrics.backbones.registry import check_eval_setup
+    from suite.sweep.spec import EvalSpec, Trial
 
     trial = Trial(sweep="t", index=0, dataset="mnist", model="dcgan", upsampling="nearest",
                   latent_dim=8, epochs=1, milestones=(1,), seed=0, batch_size=32, lr=2e-4,
@@ -299,7 +304,8 @@ def test_preflight_names_the_sweep_the_backbone_and_the_file(tmp_path, mnist) ->
     good = tmp_path / "good.pb"
     good.write_bytes(graph_bytes())
     check_eval_setup([trial], {"mnist": mnist}, str(good), source="s.yaml")
-    check_eval_setup([trial], {"mnist": mnist}, "random", source="s.yaml")  # built, not found
+    with pytest.raises(SpecError, match="inception_keras random weights"):
+        check_eval_setup([trial], {"mnist": mnist}, "random", source="s.yaml")
 
 
 # -------------------------------------------------------------------------- the input

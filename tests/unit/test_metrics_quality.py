@@ -12,9 +12,8 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from suite import schema
 from suite.metrics import features_to_density_coverage
-from suite.metrics.backbone import BackboneColumns
+from suite.metrics.backbones.base import BackboneColumns
 from suite.metrics.cache import (
     REFERENCE_FORMAT,
     ReferenceKey,
@@ -45,6 +44,7 @@ from suite.metrics.scores import (
     plan_floor,
     reference_to_scores,
 )
+from suite.store import schema
 
 HERE = Path(__file__).resolve().parent
 
@@ -285,7 +285,7 @@ def test_backbone_columns_derive_their_quality_columns_from_the_fd_column() -> N
         schema.FID_INCEPTION_INF, schema.FID_INCEPTION_FLOOR, schema.DENSITY_INCEPTION_FLOOR)
     assert not set(c.qualified) & set(i.qualified) and len(c.qualified) == 9
     # Declared explicitly: checked against the schema like every other column.
-    with pytest.raises(ValueError, match="not in suite/schema.py"):
+    with pytest.raises(ValueError, match="not in suite/store/schema.py"):
         BackboneColumns(fd=schema.FD_DOMAIN, kid=schema.KID_DOMAIN,
                         kid_std=schema.KID_DOMAIN_STD, precision=schema.PRECISION_DOMAIN,
                         recall=schema.RECALL_DOMAIN, weights_id=schema.DOMAIN_WEIGHTS_ID,
@@ -317,8 +317,9 @@ PINNED_IDS = ["784df9647b99", "85a8d3624b53", "f5bdd44c42fa", "58f2f6b4120d"]
 
 
 def test_eval_cas_is_a_flag_that_leaves_default_trial_ids_alone(write_sweep) -> None:
-    from suite.errors import SpecError
-    from suite.spec import Trial, load_sweep
+    from suite.common.errors import SpecError
+    from suite.sweep.loader import load_sweep
+    from suite.sweep.spec import Trial
 
     def ids(eval_block: str) -> list[str]:
         sweep = load_sweep(str(write_sweep(PINNED_SWEEP + eval_block)))
@@ -336,8 +337,8 @@ def test_eval_cas_is_a_flag_that_leaves_default_trial_ids_alone(write_sweep) -> 
 
 
 def test_classifier_training_is_in_proportion_to_the_data() -> None:
-    from suite.errors import GenbenchError
-    from suite.metrics.classifier import DEFAULT_CONFIG, training_steps
+    from suite.common.errors import GenbenchError
+    from suite.metrics.backbones.classifier import DEFAULT_CONFIG, training_steps
 
     assert training_steps(8000) == DEFAULT_CONFIG.steps == 800  # the recipe as measured
     assert training_steps(60_000) == 800

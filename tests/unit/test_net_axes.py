@@ -4,10 +4,11 @@ from __future__ import annotations
 
 import pytest
 
-from suite import schema
-from suite.errors import SpecError
-from suite.spec import AXES, LATE_AXES, Trial, load_sweep
-from suite.worker import config_columns
+from suite.common.errors import SpecError
+from suite.store import schema
+from suite.sweep.loader import load_sweep
+from suite.sweep.spec import AXES, LATE_AXES, Trial
+from suite.trial.columns import config_columns
 
 BASE = """
 name: t

@@ -8,7 +8,7 @@ import warnings
 
 import pytest
 
-from suite.rank_main import (
+from suite.ranks.entry import (
     STARTED_ALONE,
     STARTED_BY_SPAWNER,
     STARTED_BY_SRUN,

@@ -8,9 +8,9 @@ import numpy as np
 from PIL import Image
 
 import analysis
-from suite import schema
-from suite.results import RESULT_FILE, trial_dir, write_rows
-from suite.samples import GIF_NAME, save_grid_gif, save_grid_png
+from suite.artifacts.samples import GIF_NAME, save_grid_gif, save_grid_png
+from suite.store import schema
+from suite.store.results import RESULT_FILE, trial_dir, write_rows
 
 
 def write_grids(samples_dir, epochs, rows=2, cols=3, size=8) -> list[np.ndarray]:

@@ -12,8 +12,8 @@ import time
 
 import pytest
 
-from suite.launchers.rank_env import Slot, horovod_env, host_plan
-from suite.launchers.slurm_env import (
+from suite.ranks.env import Slot, horovod_env, host_plan
+from suite.ranks.slurm_env import (
     expand_hostlist,
     expand_tasks_per_node,
     publish_rendezvous,
@@ -24,7 +24,7 @@ from suite.launchers.slurm_env import (
     step_plan,
     wait_for_rendezvous,
 )
-from suite.launchers.srun_ranks import allocation_tasks, inside_slurm_allocation
+from suite.ranks.srun import allocation_tasks, inside_slurm_allocation
 
 
 @pytest.mark.parametrize("text, hosts", [

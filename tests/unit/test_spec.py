@@ -5,9 +5,10 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from suite.cli import main
-from suite.errors import SpecError
-from suite.spec import builtin_sweeps, load_sweep
+from suite.cli.main import main
+from suite.common.errors import SpecError
+from suite.sweep.loader import load_sweep
+from suite.sweep.yaml_reader import builtin_sweeps
 
 BASIC = """
 name: t
@@ -79,7 +80,7 @@ def test_trial_ids_and_order_are_pinned(write_sweep):
 
 def test_trial_round_trips_through_json(write_sweep):
     trial = load_sweep(str(write_sweep(BASIC))).trials[3]
-    from suite.spec import Trial
+    from suite.sweep.spec import Trial
 
     assert Trial.from_json(trial.to_json()) == trial
 

@@ -12,11 +12,11 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from suite import schema
-from suite.lease import LeaseHolder, TrialLease, this_holder
-from suite.results import STATE_CORRUPT, STATE_MISSING, STATE_PARTIAL, rows_to_state
-from suite.status import sweep_status
-from suite.store import TrialStore, checkpoint_problem
+from suite.store import schema
+from suite.store.lease import LeaseHolder, TrialLease, this_holder
+from suite.store.states import STATE_CORRUPT, STATE_MISSING, STATE_PARTIAL, rows_to_state
+from suite.store.status import sweep_status
+from suite.store.trial_store import TrialStore, checkpoint_problem
 
 BASE = {schema.SCHEMA_VERSION_COL: 1, schema.SWEEP: "s", schema.TRIAL_ID: "abc",
         schema.TRIAL_INDEX: 0}
@@ -151,7 +151,7 @@ def test_lease_is_exclusive_and_released(tmp_path):
     first, second = TrialLease(tmp_path / "lease.json"), TrialLease(tmp_path / "lease.json")
     assert first.acquire()
     holder = subprocess.run(
-        [sys.executable, "-c", "import sys; from suite.lease import TrialLease; "
+        [sys.executable, "-c", "import sys; from suite.store.lease import TrialLease; "
          f"sys.exit(0 if TrialLease({str(tmp_path / 'lease.json')!r}).acquire() else 3)"],
         capture_output=True, text=True)
     assert holder.returncode == 3, holder.stderr  # another live process on this host holds it
@@ -164,7 +164,7 @@ def test_lease_is_exclusive_and_released(tmp_path):
 def test_lease_of_a_dead_process_is_taken_over_at_once(tmp_path):
     path = tmp_path / "lease.json"
     proc = subprocess.run(
-        [sys.executable, "-c", "import os; from suite.lease import TrialLease; "
+        [sys.executable, "-c", "import os; from suite.store.lease import TrialLease; "
          f"l = TrialLease({str(path)!r}); assert l.acquire(); os._exit(0)"])  # dies holding it
     assert proc.returncode == 0 and path.exists()
     lease = TrialLease(path)
@@ -227,7 +227,7 @@ def test_requeued_job_waits_for_its_old_process_on_the_same_host(tmp_path, monke
     monkeypatch.setenv("SLURM_JOB_ID", "777")
     monkeypatch.delenv("SLURM_ARRAY_JOB_ID", raising=False)
     old = subprocess.Popen(
-        [sys.executable, "-c", "import time; from suite.lease import TrialLease; "
+        [sys.executable, "-c", "import time; from suite.store.lease import TrialLease; "
          f"l = TrialLease({str(path)!r}); assert l.acquire(); print('held', flush=True); "
          "time.sleep(2)"], stdout=subprocess.PIPE, text=True)
     assert old.stdout.readline().strip() == "held"
@@ -250,7 +250,7 @@ def test_readers_never_see_a_file_being_replaced(store):
     import warnings
 
     from analysis.load import load_results
-    from suite.results import read_rows, write_rows
+    from suite.store.results import read_rows, write_rows
 
     versions = [[{**ok_row(e), schema.EPOCHS: n} for e in range(1, n + 1)] for n in (1, 40, 3, 200)]
     write_rows(store.result_path, versions[0])

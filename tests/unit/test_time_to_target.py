@@ -10,7 +10,7 @@ import pytest
 
 import analysis
 from analysis.time_to_target import IMAGES_SEEN, REACHED, default_target, time_to_target_table
-from suite import schema
+from suite.store import schema
 
 
 def trial_rows(upsampling: str, seed: int, fd: list[float], seconds: list[float],

@@ -13,7 +13,7 @@ import sys
 from collections import Counter
 from pathlib import Path
 
-from suite.rank_main import start_replicas
+from suite.ranks.entry import start_replicas
 from suite.training.horovod import HorovodReplicas
 
 
@@ -50,7 +50,7 @@ def main(out_dir: str, data_dir: str, steps_per_call: str, precision: str) -> No
     replicas = CountedReplicas(start_replicas())  # before any TF op: sizes thread pools
     import keras
 
-    from suite.data import load_dataset
+    from suite.data.catalog import load_dataset
     from suite.models import MODELS
     from suite.models.networks import NetSpec
     from suite.training.loop import TrainConfig, train

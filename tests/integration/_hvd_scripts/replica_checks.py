@@ -12,7 +12,7 @@ import sys
 
 import numpy as np
 
-from suite.rank_main import start_replicas
+from suite.ranks.entry import start_replicas
 from suite.training.horovod import HorovodReplicas
 from suite.training.replicas import Replicas, SingleReplica
 
