@@ -11,7 +11,7 @@ from __future__ import annotations
 
 import importlib.util
 import tempfile
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from pathlib import Path
 
 from suite.common.errors import GenbenchError, SpecError
@@ -47,7 +47,8 @@ def check_horovod(sweep: SweepSpec, trials: Sequence[Trial]) -> None:
                         ".venv/bin/python)")
 
 
-def prepare_sweep(sweep: SweepSpec, trials: Sequence[Trial], ctx: RunContext) -> None:
+def prepare_sweep(sweep: SweepSpec, trials: Sequence[Trial], ctx: RunContext,
+                  announce: Callable[[str], None] = lambda text: None) -> None:
     """Raise one GenbenchError naming the problem, or leave everything ready to train."""
     from suite.data.catalog import load_dataset
     from suite.metrics.backbones.registry import prepare_eval
@@ -58,7 +59,7 @@ def prepare_sweep(sweep: SweepSpec, trials: Sequence[Trial], ctx: RunContext) ->
     for t in trials:
         n = len(datasets[t.dataset].x_train)
         check_batch_fill(t, min(n, t.max_train_images or n), sweep.source)
-    prepare_eval(trials, datasets, ctx.inception_weights, sweep.source)
+    prepare_eval(trials, datasets, ctx.inception_weights, sweep.source, announce)
 
 
 def absolute_path(path: str | None) -> str | None:

@@ -8,6 +8,7 @@ from dataclasses import dataclass, field
 TRIAL_START = "trial_start"
 TRIAL_SKIP = "trial_skip"
 EPOCH_END = "epoch_end"
+MILESTONE = "milestone"  # a row was written: metrics holds its headline figures
 TRIAL_END = "trial_end"
 
 
@@ -21,6 +22,7 @@ class Event:
     status: str = ""
     message: str = ""
     losses: dict[str, float] = field(default_factory=dict)
+    metrics: dict[str, float] = field(default_factory=dict)
 
 
 EventSink = Callable[[Event], None]

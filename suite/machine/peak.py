@@ -26,18 +26,14 @@ from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from pathlib import Path
 
-CACHE_ENV = "GENBENCH_CACHE"  # the same variable suite.metrics.cache reads
+from suite.common.atomic import write_json_atomic
+from suite.common.cache_dir import cache_root
+from suite.store import schema
+
 PEAK_DIR = "peak"
 CALIBRATION_FORMAT = 1  # bump when the measurement changes: old cache entries stop matching
 
 # Row columns (plain strings until the schema module names them).
-FLOPS_PER_IMAGE = "flops_per_image"
-EVAL_FLOPS_PER_IMAGE = "eval_flops_per_image"
-ACHIEVED_TFLOPS = "achieved_tflops"
-PEAK_TFLOPS = "peak_tflops"
-PEAK_SOURCE = "peak_source"
-PEAK_CALIBRATED_TFLOPS = "peak_calibrated_tflops"
-MFU = "mfu"
 
 # genbench precision policy -> the dtype its matmuls run in.
 MATMUL_DTYPES = {"fp32": "float32", "mixed_bfloat16": "bfloat16", "mixed_float16": "float16"}
@@ -97,11 +93,6 @@ def datasheet_tflops(device_name: str, column: str) -> tuple[str, float] | None:
                 column = "fp32"
             return (f"{label} {column}", figures[column]) if column in figures else None
     return None
-
-
-def cache_root() -> Path:
-    """$GENBENCH_CACHE, else ~/.cache/genbench (as suite.metrics.cache.cache_root)."""
-    return Path(os.environ.get(CACHE_ENV) or "~/.cache/genbench").expanduser()
 
 
 def cpu_identity(cpuinfo: str | None = None) -> tuple[str, str]:
@@ -169,39 +160,51 @@ def _exclusive(path: Path) -> Iterator[None]:
             fcntl.flock(handle, fcntl.LOCK_UN)
 
 
-def _read_tflops(path: Path) -> float | None:
+def _read_record(path: Path) -> dict | None:
     try:
-        value = float(json.loads(path.read_text())["tflops"])
+        record = json.loads(path.read_text())
+        value = float(record["tflops"])
     except (OSError, ValueError, KeyError, TypeError):
         return None  # absent or damaged: measure again
-    return value if value > 0 and math.isfinite(value) else None
+    return record if value > 0 and math.isfinite(value) else None
 
 
-def _write_json_atomic(path: Path, record: dict) -> None:
-    try:
-        from suite.common.atomic import write_json_atomic
-    except ImportError:  # before the issue-17 layout
-        from suite.atomic import write_json_atomic  # type: ignore[no-redef]
-    write_json_atomic(path, record)
+def _busy(load: float) -> bool:
+    """More runnable work than half the cores: a calibration then measures low."""
+    return load > 0.5 * (os.cpu_count() or 1)
+
+
+def _settled(record: dict | None) -> bool:
+    """A cached figure stands unless it was measured busy and the machine is quiet now."""
+    if record is None:
+        return False
+    measured_busy = _busy(float(record.get("loadavg_1m_before", 0.0)))
+    return not (measured_busy and not _busy(os.getloadavg()[0]))
 
 
 def cached_calibration(key: str, measure: Callable[[], float], record: dict | None = None,
                        cache_dir: Path | None = None) -> float:
-    """The cached TFLOP/s under `key`, else `measure()` once, written atomically."""
+    """The cached TFLOP/s under `key`, else `measure()` once, written atomically.
+
+    A figure measured on a busy machine is measured again the first time the machine is
+    quiet, and the better of the two is kept: a peak is never lowered by a re-measure.
+    """
     path = (cache_dir or cache_root()) / PEAK_DIR / f"{key}.json"
-    cached = _read_tflops(path)
-    if cached is not None:
-        return cached
+    cached = _read_record(path)
+    if _settled(cached):
+        return float(cached["tflops"])
     with _exclusive(path.with_suffix(".lock")):
-        cached = _read_tflops(path)  # another process may have measured while we waited
-        if cached is not None:
-            return cached
-        load = os.getloadavg()[0]  # recorded: a busy machine measures low (see the docs)
+        cached = _read_record(path)  # another process may have measured while we waited
+        if _settled(cached):
+            return float(cached["tflops"])
+        load = os.getloadavg()[0]
         tflops = float(measure())
-        _write_json_atomic(path, {**(record or {}), "key": key, "tflops": tflops,
-                                  "loadavg_1m_before": load, "cpu_count": os.cpu_count(),
-                                  "measured_at": time.strftime("%Y-%m-%dT%H:%M:%SZ",
-                                                               time.gmtime())})
+        if cached is not None and float(cached["tflops"]) > tflops:
+            tflops, load = float(cached["tflops"]), min(load, cached["loadavg_1m_before"])
+        write_json_atomic(path, {**(record or {}), "key": key, "tflops": tflops,
+                                 "loadavg_1m_before": load, "cpu_count": os.cpu_count(),
+                                 "measured_at": time.strftime("%Y-%m-%dT%H:%M:%SZ",
+                                                              time.gmtime())})
     return tflops
 
 
@@ -255,7 +258,9 @@ def utilisation_columns(flops_per_image: int | None, images_per_sec: float, peak
                 if flops_per_image is not None and math.isfinite(images_per_sec) else nan)
     total_peak = peak.tflops * devices
     mfu = achieved / total_peak if total_peak > 0 and math.isfinite(total_peak) else nan
-    return {FLOPS_PER_IMAGE: flops_per_image, EVAL_FLOPS_PER_IMAGE: eval_flops_per_image,
-            ACHIEVED_TFLOPS: achieved, PEAK_TFLOPS: peak.tflops, PEAK_SOURCE: peak.source,
-            PEAK_CALIBRATED_TFLOPS: nan if peak.calibrated_tflops is None
-            else peak.calibrated_tflops, MFU: mfu}
+    calibrated = nan if peak.calibrated_tflops is None else peak.calibrated_tflops
+    return {schema.FLOPS_PER_IMAGE: flops_per_image,
+            schema.EVAL_FLOPS_PER_IMAGE: eval_flops_per_image,
+            schema.ACHIEVED_TFLOPS: achieved, schema.PEAK_TFLOPS: peak.tflops,
+            schema.PEAK_SOURCE: peak.source, schema.PEAK_CALIBRATED_TFLOPS: calibrated,
+            schema.MFU: mfu}

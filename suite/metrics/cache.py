@@ -21,8 +21,8 @@ import contextlib
 import fcntl
 import hashlib
 import json
-import os
 import re
+import sys
 from collections.abc import Callable, Iterator
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
@@ -30,10 +30,10 @@ from pathlib import Path
 import numpy as np
 
 from suite.common.atomic import write_atomic
+from suite.common.cache_dir import CACHE_ENV, cache_root  # noqa: F401  (re-exported)
 from suite.metrics.fid import GaussianStats, PreparedReference, features_to_stats, prepare_reference
 from suite.metrics.precision_recall import features_to_knn_radii
 
-CACHE_ENV = "GENBENCH_CACHE"
 REFERENCE_DIR = "reference"
 # 2: k-NN radii and the real-vs-real floor are stored with the statistics (format-1 files
 # hold neither, so their key no longer matches and they are recomputed, never misread).
@@ -42,11 +42,6 @@ REFERENCE_FORMAT = 2
 # (10k x 2048 float32 Inception features are 80 MB); the Gaussian statistics
 # always use all n images.
 REAL_FEATURE_CAP = 10_000
-
-
-def cache_root() -> Path:
-    """The cache directory: $GENBENCH_CACHE, else ~/.cache/genbench (read at each call)."""
-    return Path(os.environ.get(CACHE_ENV) or "~/.cache/genbench").expanduser()
 
 
 def safe_name(text: str) -> str:
@@ -211,6 +206,9 @@ def load_or_compute_reference(
         with file_lock(path):
             ref = load_reference(path, key) if path.exists() else None
             if ref is None:
+                # minutes for a big split: say so, or a log shows nothing meanwhile
+                print(f"genbench: computing reference statistics {path.name} (once, then "
+                      "cached)", file=sys.stderr, flush=True)
                 computed = compute()
                 ref = (computed if isinstance(computed, RealReference)
                        else features_to_reference(*computed))

@@ -70,6 +70,19 @@ WALL_TIME_S = "wall_time_s"  # epoch_wall_s summed over every epoch so far (all 
 NONFINITE_STEPS_FROM = "nonfinite_steps_from"
 NONFINITE_STEPS_TO = "nonfinite_steps_to"
 
+# --- utilisation (issue 20) -------------------------------------------------------
+# FLOPs count matmuls only (Dense, Conv, Conv2DTranspose; 1 multiply-add = 2 FLOPs), as
+# PaLM-style MFU does: suite/models/flops.py. achieved = flops_per_image x images_per_sec;
+# mfu = achieved / (peak_tflops x workers). The peak is a GPU's datasheet figure where the
+# device is known, else a matmul calibration of this machine (suite/machine/peak.py).
+FLOPS_PER_IMAGE = "flops_per_image"  # one training step (every network, fwd + bwd)
+EVAL_FLOPS_PER_IMAGE = "eval_flops_per_image"  # the evaluation backbones' forward passes
+ACHIEVED_TFLOPS = "achieved_tflops"
+PEAK_TFLOPS = "peak_tflops"  # one worker's device
+PEAK_SOURCE = "peak_source"  # "datasheet:<device> <precision>" or "calibration:<cpu> ..."
+PEAK_CALIBRATED_TFLOPS = "peak_calibrated_tflops"  # the calibration, also beside a datasheet
+MFU = "mfu"
+
 # --- network shape and optimiser (issue 13) ----------------------------------------
 # The tutorial network is depth 1, width 1.0; with params_* these say what size of model
 # a row's quality and throughput belong to.
@@ -98,6 +111,9 @@ N_TRAIN = "n_train"
 N_EVAL = "n_eval"
 IMAGE_SHAPE = "image_shape"
 SAMPLES_PNG = "samples_png"
+# Bytes of the trial directory when the row was written; the last row is rewritten with the
+# final figure once the trial finishes and its checkpoint policy has run (suite/store/disk.py).
+TRIAL_BYTES = "trial_bytes"
 
 # --- sample quality (filled by suite.metrics at each milestone) ------------------
 FD_DOMAIN = "fd_domain"
@@ -216,6 +232,13 @@ COLUMN_TYPES: dict[str, str] = {
     WALL_TIME_S: "float",
     NONFINITE_STEPS_FROM: "int",
     NONFINITE_STEPS_TO: "int",
+    FLOPS_PER_IMAGE: "int",
+    EVAL_FLOPS_PER_IMAGE: "int",
+    ACHIEVED_TFLOPS: "float",
+    PEAK_TFLOPS: "float",
+    PEAK_SOURCE: "str",
+    PEAK_CALIBRATED_TFLOPS: "float",
+    MFU: "float",
     DEPTH: "int",
     WIDTH: "float",
     BETA1: "float",
@@ -295,6 +318,7 @@ COLUMN_TYPES: dict[str, str] = {
     N_EVAL: "int",
     IMAGE_SHAPE: "str",
     SAMPLES_PNG: "str",
+    TRIAL_BYTES: "int",
     HOSTNAME: "str",
     DEVICE: "str",
     TF_VERSION: "str",

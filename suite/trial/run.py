@@ -21,7 +21,7 @@ import numpy as np
 from suite.artifacts.samples import eval_noise_and_labels, save_grid_gif, save_grid_png
 from suite.artifacts.tensorboard import TrialSummaries
 from suite.common.atomic import DiskFullError, disk_full_error, is_disk_full
-from suite.common.events import EPOCH_END, Event, EventSink, ignore_event
+from suite.common.events import EPOCH_END, MILESTONE, Event, EventSink, ignore_event
 from suite.common.timestamps import utc_timestamp
 from suite.data.catalog import ImageData, load_dataset
 from suite.machine.description import describe_environment
@@ -37,6 +37,17 @@ from suite.trial.columns import (
     trial_config_record,
 )
 from suite.trial.context import RunContext, TrialResult, trial_label
+from suite.trial.utilisation import measure_utilisation
+
+
+def headline_metrics(images_per_sec: float, quality: dict[str, Any],
+                     usage: dict[str, Any]) -> dict[str, float]:
+    """What a progress line shows of a milestone: speed, the first FD, MFU."""
+    fds = [k for k in quality if k.startswith("fd_") and not k.endswith(("_floor", "_inf"))]
+    figures = {schema.IMAGES_PER_SEC: images_per_sec, schema.MFU: usage.get(schema.MFU)}
+    if fds:
+        figures[fds[0]] = quality[fds[0]]
+    return {k: float(v) for k, v in figures.items() if v is not None}
 
 
 def cap_training_set(data: ImageData, cap: int | None) -> tuple[np.ndarray, np.ndarray | None]:
@@ -160,6 +171,8 @@ class TrialRun:
             trial.latent_dim, num_classes, trial.seed)
         backbones = resolve_backbones(trial.eval.backbones, data, ctx.inception_weights) \
             if self.writer else {}
+        utilisation = measure_utilisation(model, backbones, data.image_shape, trial.precision,
+                                          trial.workers) if self.writer else None
         summaries = TrialSummaries(self.store.directory, f"{trial.trial_id} {trial_label(trial)}",
                                    {**config_columns(trial), **self.protocol}) \
             if self.writer else None
@@ -181,15 +194,21 @@ class TrialRun:
                 save_grid_gif(self.store.samples_dir, report.epoch)  # grids so far, animated
                 quality = evaluate_milestone(model, data, trial, backbones, report.epoch)
             eval_time = time.perf_counter() - started
+            usage = utilisation.columns(report.clock.images_per_sec) if utilisation else {}
             self.write_row({**base, **clock_columns(report, trial),
-                            **loss_columns(report.losses), **quality,
+                            **loss_columns(report.losses), **quality, **usage,
                             schema.EPOCH: report.epoch, schema.STATUS: schema.STATUS_OK,
                             schema.SAMPLES_PNG: png,
                             schema.EVAL_TIME_S: eval_time,
                             schema.TIMESTAMP: utc_timestamp()})
+            self.on_event(Event(MILESTONE, trial.trial_id, trial_label(trial), epoch=report.epoch,
+                                epochs=trial.epochs,
+                                metrics=headline_metrics(report.clock.images_per_sec, quality,
+                                                         usage)))
             if summaries is not None:
                 summaries.write_milestone(report.epoch, {**clock_columns(report, trial), **quality,
-                                                         schema.EVAL_TIME_S: eval_time},
+                                                         schema.EVAL_TIME_S: eval_time,
+                                                         schema.MFU: usage.get(schema.MFU)},
                                           images, (grid_rows, grid_cols))
 
         config = TrainConfig(epochs=trial.epochs, milestones=trial.milestones,

@@ -67,6 +67,35 @@ def test_smoke_sweep_end_to_end(smoke_run):
     assert all(t in first.stdout for t in df[schema.TRIAL_ID].unique())
 
 
+def test_rows_carry_flops_peak_and_mfu(smoke_run):
+    """Every row: the training step's FLOPs as counted from the trial's own networks, the
+    backbone pass's, this CPU's calibrated peak, and MFU = achieved / (peak x workers)."""
+    import keras
+
+    from suite.models.flops import training_flops_per_image
+    from suite.models.networks import NetSpec
+    from suite.sweep.loader import load_sweep
+
+    out, first, _ = smoke_run
+    df = load_results(out / "smoke", deduplicate=False)
+    assert (df[schema.FLOPS_PER_IMAGE] > 0).all() and (df[schema.EVAL_FLOPS_PER_IMAGE] > 0).all()
+    assert df[schema.PEAK_SOURCE].str.startswith("calibration:").all()
+    assert (df[schema.PEAK_TFLOPS] > 0).all()
+    achieved = df[schema.FLOPS_PER_IMAGE] * df[schema.IMAGES_PER_SEC] / 1e12
+    np.testing.assert_allclose(df[schema.ACHIEVED_TFLOPS], achieved, rtol=1e-9)
+    np.testing.assert_allclose(df[schema.MFU], achieved / (df[schema.PEAK_TFLOPS]
+                                                          * df[schema.WORKERS]), rtol=1e-9)
+    assert ((df[schema.MFU] > 0) & (df[schema.MFU] < 2)).all()
+    trial = load_sweep("smoke").trials[0]  # the count is the networks' own, rebuilt here
+    row = df[df[schema.TRIAL_ID] == trial.trial_id].iloc[0]
+    keras.backend.clear_session()
+    net = NetSpec((28, 28, 1), trial.latent_dim, 10 if trial.model.startswith("c") else 0,
+                  trial.upsampling, trial.kernel_size, trial.precision, depth=trial.depth,
+                  width=trial.width, beta1=trial.beta1)
+    model = MODELS.get(trial.model)(net, trial.lr_effective, trial.seed)
+    assert row[schema.FLOPS_PER_IMAGE] == training_flops_per_image(model)
+
+
 def test_rerun_skips_finished_trials(smoke_run):
     out, first, second = smoke_run
     assert second.returncode == 0, second.stderr[-3000:]

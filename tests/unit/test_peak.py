@@ -10,6 +10,13 @@ import pytest
 from suite.machine import peak as pk
 from suite.machine.peak import Peak
 
+
+@pytest.fixture(autouse=True)
+def quiet_machine(monkeypatch):
+    """Cache behaviour depends on the load average: fix it, so other work cannot flip it."""
+    monkeypatch.setattr(pk.os, "getloadavg", lambda: (0.0, 0.0, 0.0))
+
+
 CPUINFO = "processor\t: 0\nmodel name\t: Test CPU 9000\nflags\t\t: fpu sse2 avx2 avx512f\n"
 
 
@@ -113,3 +120,28 @@ def test_utilisation_columns():
     missing = pk.utilisation_columns(None, 300.0, Peak(989.4, "datasheet:H100 SXM bf16"))
     assert math.isnan(missing["achieved_tflops"]) and math.isnan(missing["mfu"])
     assert math.isnan(missing["peak_calibrated_tflops"])
+
+
+def test_a_busy_calibration_is_measured_again_when_quiet_and_never_lowered(tmp_path,
+                                                                           monkeypatch):
+    """A figure taken under load is re-measured the first time the machine is quiet; the
+    better of the two is kept, and a quiet figure is never measured again."""
+    cores = 4
+    monkeypatch.setattr(pk.os, "cpu_count", lambda: cores)
+    figures = iter([0.05, 0.2, 0.1])
+    calls = []
+
+    def measure() -> float:
+        calls.append(1)
+        return next(figures)
+
+    def at_load(load: float) -> float:
+        monkeypatch.setattr(pk.os, "getloadavg", lambda: (load, load, load))
+        return pk.cached_calibration("k", measure, cache_dir=tmp_path)
+
+    assert at_load(3.0) == 0.05 and len(calls) == 1  # busy: measured, cached
+    assert at_load(3.5) == 0.05 and len(calls) == 1  # still busy: the cache answers
+    assert at_load(0.5) == 0.2 and len(calls) == 2  # quiet now: measured again, better
+    assert at_load(0.5) == 0.2 and len(calls) == 2  # a quiet figure stands
+    record = json.loads(next((tmp_path / pk.PEAK_DIR).glob("k.json")).read_text())
+    assert record["tflops"] == 0.2 and record["loadavg_1m_before"] == 0.5

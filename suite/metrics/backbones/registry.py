@@ -15,7 +15,7 @@ features -> backbone modules -> extractor, backbone, cache.
 from __future__ import annotations
 
 import importlib
-from collections.abc import Iterable, Mapping
+from collections.abc import Callable, Iterable, Mapping
 from typing import Any
 
 from suite.common.errors import GenbenchError, SpecError
@@ -150,7 +150,8 @@ def check_eval_setup(trials: Iterable[Any], data_by_name: Mapping[str, ImageData
 
 
 def prepare_backbones(trials: Iterable[Any], data_by_name: Mapping[str, ImageData],
-                      inception_weights: str | None = None) -> None:
+                      inception_weights: str | None = None,
+                      announce: Callable[[str], None] = lambda text: None) -> None:
     """Build (e.g. train, or load from the cache) every per-dataset backbone the trials use.
 
     Called before the first trial, so that a one-off training is not counted in
@@ -160,13 +161,15 @@ def prepare_backbones(trials: Iterable[Any], data_by_name: Mapping[str, ImageDat
     needed = {(name, trial.dataset) for trial in trials for name in trial.eval.backbones
               if describe_backbone(name).per_dataset}
     for name, dataset in sorted(needed):
+        announce(f"preparing the {name} backbone for {dataset} (built once, then cached)")
         get_backbone(name, data_by_name[dataset], inception_weights)
 
 
 def prepare_eval(trials: Iterable[Any], data_by_name: Mapping[str, ImageData],
-                 inception_weights: str | None, source: str) -> None:
+                 inception_weights: str | None, source: str,
+                 announce: Callable[[str], None] = lambda text: None) -> None:
     """The CLI's one preflight for evaluation: check every trial's eval setup (SpecError
     naming `source`), then build the per-dataset backbones once, before training."""
     trials = list(trials)
     check_eval_setup(trials, data_by_name, inception_weights, source)
-    prepare_backbones(trials, data_by_name, inception_weights)
+    prepare_backbones(trials, data_by_name, inception_weights, announce)
