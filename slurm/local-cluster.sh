@@ -51,14 +51,17 @@
 #          export RAY_ADDRESS=10.213.0.11:6379
 #        (printed by ray-start, and in $DIR/ray/env), e.g.
 #          genbench run --launcher ray --address 10.213.0.11:6379 ...
-#        Waits until every node has joined. Idempotent.
+#        The driver may run on the host (it reaches the nodes over the bridge)
+#        or as a process of node 1 (`exec 1 ...`). Waits until every node has
+#        joined (~25 s on 2 cores). Idempotent; after kill-node it starts only
+#        the missing nodes.
 #   slurm/local-cluster.sh ray-stop     end the Ray processes ray-start started
 #        (their process trees, from pid files), and no other Ray on the machine.
 #   slurm/local-cluster.sh node-down K  take node K's link down (a network
 #        failure: its processes live on, unreachable); node-up K restores it.
 #   slurm/local-cluster.sh kill-node K  kill every process in node K's network
 #        namespace (slurmd, job steps, Ray) - a crashed machine. `start` again
-#        (same settings) restarts the daemons.
+#        (same settings) restarts only its slurmd, `ray-start` only its Ray node.
 #
 # Runs as root: Debian's slurmctld, slurmd, slurm-client and munge, with
 # ProctrackType=proctrack/linuxproc, TaskPlugin=task/none and no accounting
@@ -68,10 +71,12 @@
 # slurm.conf, its own munge key and socket, state, spool, logs and pid files.
 # Slurm's client commands read /etc/slurm/slurm.conf unless SLURM_CONF is set;
 # that path is made a symlink to our slurm.conf when it does not exist (or
-# already is our symlink). Otherwise `export SLURM_CONF=$DIR/slurm.conf`.
+# already is our symlink) - except by a multi-node cluster outside the default
+# dir. Otherwise `export SLURM_CONF=$DIR/slurm.conf` (start says so).
 # A 1-node and a multi-node cluster can run side by side when the second has
-# its own GENBENCH_SLURM_DIR and GENBENCH_SLURMCTLD_PORT (the tests do this;
-# slurmd ports do not clash: each node has its own network namespace).
+# its own GENBENCH_SLURM_DIR and GENBENCH_SLURMCTLD_PORT (the tests do this,
+# see tests/integration/multinode_cluster.py; slurmd ports do not clash: each
+# node has its own network namespace).
 #
 # Environment: GENBENCH_SLURM_DIR, GENBENCH_SLURM_PARTITION (default debug),
 # GENBENCH_SLURMCTLD_PORT (6817), GENBENCH_SLURMD_PORT (6818),
@@ -147,6 +152,7 @@ settings_line() {
 
 # ---------------------------------------------------------------- addresses
 
+# shellcheck disable=SC2086  # splitting the address on dots is the point
 ip2int() { local IFS=.; set -- $1; echo $(( ($1 << 24) | ($2 << 16) | ($3 << 8) | $4 )); }
 int2ip() { echo "$(( ($1 >> 24) & 255 )).$(( ($1 >> 16) & 255 )).$(( ($1 >> 8) & 255 )).$(( $1 & 255 ))"; }
 
@@ -164,7 +170,7 @@ net_setup_vars() {  # NET_LEN, CTL_ADDR, ADDR[k] (k = 1..RUN_NODES) from SUBNET
   NET_LEN="${SUBNET#*/}"
   local first last k
   read -r first last <<<"$(cidr_range "$SUBNET")"
-  [ "$NET_LEN" -ge 8 ] && [ "$NET_LEN" -le 28 ] || die "GENBENCH_SLURM_SUBNET: use a prefix length of 8 to 28"
+  if [ "$NET_LEN" -lt 8 ] || [ "$NET_LEN" -gt 28 ]; then die "GENBENCH_SLURM_SUBNET: use a prefix length of 8 to 28"; fi
   [ $((first + 10 + RUN_NODES)) -lt "$last" ] || die "GENBENCH_SLURM_SUBNET=$SUBNET is too small for $RUN_NODES nodes"
   CTL_ADDR="$(int2ip $((first + 1)))"
   ADDR=()
@@ -186,9 +192,9 @@ node_cpus() {  # node_cpus K N: the CPU list node K of N is pinned to
     echo "${cpus[$(( ($1 - 1) % ${#cpus[@]} ))]}"; return
   fi
   share=$(( ${#cpus[@]} / $2 ))
-  local out=() 
-  for ((i = ($1 - 1) * share; i < $1 * share; i++)); do out+=("${cpus[i]}"); done
-  local IFS=,; echo "${out[*]}"
+  local mine=()
+  for ((i = ($1 - 1) * share; i < $1 * share; i++)); do mine+=("${cpus[i]}"); done
+  local IFS=,; echo "${mine[*]}"
 }
 
 # NODE_CMD=(...): run a command as a process of node K (netns, hostname, cores).
@@ -199,6 +205,7 @@ node_cmd() {  # node_cmd K N
   # namespace lays the node's hosts and resolv.conf over /etc (as ip netns exec
   # would). nsenter and unshare without --fork, sh's exec and taskset all exec
   # in place, so the pid of the whole line is the command's pid.
+  # shellcheck disable=SC2016  # $1.. are the inner shell's
   NODE_CMD=(nsenter "--net=/run/netns/$name" unshare --mount --uts -- sh -c \
     'mount --bind "/etc/netns/$1/hosts" /etc/hosts && mount --bind "/etc/netns/$1/resolv.conf" /etc/resolv.conf && hostname "$1" && cpus="$2" && shift 2 && exec taskset -c "$cpus" "$@"' \
     node "$name" "$(node_cpus "$1" "$2")")
@@ -220,7 +227,7 @@ subnet_free() {  # refuse when an address or route of this host overlaps SUBNET
   done < <(ip -4 route show table main; ip -4 -o addr show | awk '{print $4 " dev " $2 " "}')
 }
 
-hosts_block() {  # the lines naming the controller (in namespaces) and every node
+hosts_block() {  # the lines naming every node
   local k
   for k in $(seq "$RUN_NODES"); do echo "${ADDR[k]} $(node_name "$k")"; done
 }
@@ -234,8 +241,7 @@ hosts_remove() {  # drop our marked block from /etc/hosts (in place: it may be a
 }
 
 net_up() {  # bridge, namespaces, veth pairs, addresses, names for RUN_NODES nodes
-  command -v ip >/dev/null && command -v unshare >/dev/null || die "needs ip (iproute2) and unshare (util-linux)"
-  mkdir -p "$OWNER_DIR"
+  if ! command -v ip >/dev/null || ! command -v nsenter >/dev/null; then die "needs ip (iproute2), nsenter and unshare (util-linux)"; fi
   local owner="$OWNER_DIR/$BRIDGE" k name veth
   if [ -s "$owner" ] && [ "$(cat "$owner")" != "$DIR" ]; then
     die "bridge $BRIDGE belongs to the cluster in $(cat "$owner"); stop that one first (GENBENCH_SLURM_DIR=$(cat "$owner") $0 stop) or set GENBENCH_SLURM_BRIDGE, _NODE_PREFIX and _SUBNET"
@@ -248,7 +254,9 @@ net_up() {  # bridge, namespaces, veth pairs, addresses, names for RUN_NODES nod
     subnet_free
   fi
   # Recorded before anything is made, so that stop cleans up a half-made network.
+  mkdir -p "$OWNER_DIR"
   echo "$DIR" >"$owner"
+  [ -d /etc/netns ] || { mkdir /etc/netns; touch "$DIR/run/made-etc-netns"; }
   echo "$RUN_NODES" >"$DIR/run/net.nodes"
   if ! ip link show "$BRIDGE" >/dev/null 2>&1; then
     ip link add "$BRIDGE" type bridge
@@ -291,7 +299,8 @@ net_down() {  # remove what net_up made (from $DIR/run/net.nodes, the count it m
     rm -f "/etc/netns/$name/hosts" "/etc/netns/$name/resolv.conf"
     rmdir "/etc/netns/$name" 2>/dev/null || true
   done
-  rmdir /etc/netns 2>/dev/null || true
+  if [ -e "$DIR/run/made-etc-netns" ]; then rmdir /etc/netns 2>/dev/null || true; fi
+  rm -f "$DIR/run/made-etc-netns"
   ip link del "$BRIDGE" 2>/dev/null || true
   hosts_remove
   rm -f "$owner" "$DIR/run/net.nodes"
@@ -301,24 +310,24 @@ net_down() {  # remove what net_up made (from $DIR/run/net.nodes, the count it m
 netns_pids() { ip netns pids "$1" 2>/dev/null || true; }
 
 kill_netns_procs() {  # kill_netns_procs NAME: TERM, then KILL, every process in netns NAME
-  local pids i
-  pids="$(netns_pids "$1")"
-  [ -n "$pids" ] || return 0
-  # shellcheck disable=SC2086
-  kill -TERM $pids 2>/dev/null || true
-  for i in $(seq 50); do
-    # shellcheck disable=SC2086
-    [ -n "$(netns_pids "$1")" ] || ! any_alive $pids || break
+  local -a pids
+  mapfile -t pids < <(netns_pids "$1")
+  [ ${#pids[@]} -gt 0 ] || return 0
+  kill_pids 50 "${pids[@]}"
+  # Processes that entered the namespace meanwhile (e.g. a step being launched).
+  mapfile -t pids < <(netns_pids "$1")
+  [ ${#pids[@]} -eq 0 ] || kill_pids 10 "${pids[@]}"
+}
+
+kill_pids() {  # kill_pids TENTHS PID...: TERM, wait up to TENTHS/10 s, KILL what is left
+  local tenths="$1" i; shift
+  kill -TERM "$@" 2>/dev/null || true
+  for ((i = 0; i < tenths; i++)); do
+    any_alive "$@" || return 0
     sleep 0.1
   done
-  pids="$(echo $pids $(netns_pids "$1"))"
-  # shellcheck disable=SC2086
-  kill -KILL $pids 2>/dev/null || true
-  for i in $(seq 50); do
-    # shellcheck disable=SC2086
-    any_alive $pids || return 0
-    sleep 0.1
-  done
+  kill -KILL "$@" 2>/dev/null || true
+  for i in $(seq 50); do any_alive "$@" || return 0; sleep 0.1; done
 }
 
 # ---------------------------------------------------------------- slurm
@@ -511,7 +520,7 @@ wait_for_nodes() {
     sleep 0.5
   done
   show_logs
-  die "nodes not up after ${START_TIMEOUT}s (states: $(echo ${states:-no answer from slurmctld}))"
+  die "nodes not up after ${START_TIMEOUT}s (states: $(tr '\n' ' ' <<<"${states:-no answer from slurmctld}"))"
 }
 
 check_step() {
@@ -532,11 +541,12 @@ parse_start_args() {
       *) die "start: unknown option $1 (use --nodes N, --max-array-size M)" ;;
     esac
   done
-  [[ "$NODES" =~ ^[0-9]+$ ]] && [ "$NODES" -ge 1 ] && [ "$NODES" -le 99 ] || die "--nodes: give a number from 1 to 99"
+  if ! [[ "$NODES" =~ ^[0-9]{1,2}$ ]] || [ "$((10#$NODES))" -lt 1 ]; then die "--nodes: give a number from 1 to 99"; fi
   NODES=$((10#$NODES))
   if [ -n "$MAX_ARRAY" ]; then
-    [[ "$MAX_ARRAY" =~ ^[0-9]+$ ]] && [ "${#MAX_ARRAY}" -le 7 ] && [ "$MAX_ARRAY" -le 4000001 ] \
-      || die "--max-array-size: give a number from 0 to 4000001"
+    if ! [[ "$MAX_ARRAY" =~ ^[0-9]{1,7}$ ]] || [ "$((10#$MAX_ARRAY))" -gt 4000001 ]; then
+      die "--max-array-size: give a number from 0 to 4000001"
+    fi
     MAX_ARRAY=$((10#$MAX_ARRAY))
   fi
 }
@@ -554,7 +564,7 @@ cmd_start() {
     stop_all quiet
   fi
   RUN_NODES="$NODES"
-  multi && net_setup_vars
+  if multi; then net_setup_vars; fi
   local started=$SECONDS
   if pid_alive "$DIR/run/munged.pid" && pid_alive "$DIR/run/slurmctld.pid" \
       && [ -n "$(node_states)" ] && { ! multi || [ -s "$OWNER_DIR/$BRIDGE" ]; }; then
@@ -575,8 +585,8 @@ cmd_start() {
   # A half-started cluster (e.g. slurmctld crashed) is restarted from scratch.
   stop_daemons
   mkdir -p "$DIR/run"
+  if multi; then net_up; fi
   settings_line >"$DIR/settings"
-  multi && net_up
   write_config
   start_munge
   slurmctld -f "$CONF" || { show_logs; die "slurmctld did not start"; }
@@ -637,7 +647,7 @@ stop_all() {  # stop_all [quiet]: Ray, daemons, then the network of a multi-node
 cmd_status() {
   local f up=0 k name
   load_settings
-  multi && net_setup_vars
+  if multi; then net_setup_vars; fi
   for f in "$DIR/run/munged.pid" "$DIR/run/slurmctld.pid" $(slurmd_pidfiles); do
     name="$(basename "$f" .pid)"
     if pid_alive "$f"; then
@@ -673,8 +683,9 @@ cmd_status() {
 need_multi() {  # need_multi K: K names a node of the running multi-node cluster
   load_settings
   multi || die "no multi-node cluster in $DIR (start it with --nodes N)"
-  [[ "${1:-}" =~ ^[0-9]+$ ]] && [ "$1" -ge 1 ] && [ "$1" -le "$RUN_NODES" ] \
-    || die "give a node number from 1 to $RUN_NODES"
+  if ! [[ "${1:-}" =~ ^[0-9]{1,2}$ ]] || [ "$1" -lt 1 ] || [ "$1" -gt "$RUN_NODES" ]; then
+    die "give a node number from 1 to $RUN_NODES"
+  fi
   ip netns list | grep -qw "^$(node_name "$1")" || die "node $(node_name "$1") has no namespace; run start"
   net_setup_vars
 }
@@ -816,36 +827,33 @@ tree_pids() {  # tree_pids PID: PID and all its descendants
   done
 }
 
-ray_pids() {  # ray_pids NAME: "ROOT PID..." of the Ray processes ray-start made in node NAME
-  local f="$DIR/run/ray-$1.pid" root="" pids="" p
-  if pid_alive "$f"; then root="$(cat "$f")"; pids="$(tree_pids "$root")"; fi
+ray_pids() {  # ray_pids NAME: sets RAY_ROOT (pid of `ray start`, or "") and RAY_PIDS
+  local f="$DIR/run/ray-$1.pid" p
+  RAY_ROOT=""; RAY_PIDS=()
+  if pid_alive "$f"; then RAY_ROOT="$(cat "$f")"; mapfile -t RAY_PIDS < <(tree_pids "$RAY_ROOT"); fi
   # Processes that left the tree (double forks) still name the node's temp dir.
   for p in $(netns_pids "$1"); do
-    grep -qF "$RAY_TMP/$1" "/proc/$p/cmdline" 2>/dev/null && pids+=" $p"
+    if grep -qF "$RAY_TMP/$1" "/proc/$p/cmdline" 2>/dev/null; then RAY_PIDS+=("$p"); fi
   done
-  echo "${root:--}" $pids
 }
 
 ray_kill() {  # ray_kill NAME...: end the Ray processes of these nodes; 1 if there were none
-  local name roots="" pids="" i line
+  local name i roots=() pids=()
   for name in "$@"; do
-    line="$(ray_pids "$name")"
-    [ "${line%% *}" = - ] || roots+=" ${line%% *}"
-    pids+=" ${line#* }"
+    ray_pids "$name"
+    [ -z "$RAY_ROOT" ] || roots+=("$RAY_ROOT")
+    pids+=("${RAY_PIDS[@]}")
   done
-  [ -n "$(echo $pids)" ] || return 1
-  # `ray start --block` stops its own processes on TERM (about 3 s); what is
-  # left after 15 s is killed.
-  # shellcheck disable=SC2086
-  [ -z "$(echo $roots)" ] || kill -TERM $roots 2>/dev/null || true
-  for i in $(seq 150); do
-    # shellcheck disable=SC2086
-    any_alive $pids || return 0
-    [ "$i" -ne 50 ] || kill -TERM $pids 2>/dev/null || true  # no root, or it hangs
+  [ ${#pids[@]} -gt 0 ] || return 1
+  # `ray start --block` stops its own processes on TERM (in about 3 s); TERM
+  # to all at once makes it wait much longer. After 5 s the rest get TERM,
+  # after 15 s KILL.
+  [ ${#roots[@]} -eq 0 ] || kill -TERM "${roots[@]}" 2>/dev/null || true
+  for i in $(seq 50); do
+    any_alive "${pids[@]}" || return 0
     sleep 0.1
   done
-  # shellcheck disable=SC2086
-  kill -KILL $pids 2>/dev/null || true
+  kill_pids 100 "${pids[@]}"
 }
 
 ray_forget() {  # ray_forget NAME: drop the pid file and temp dir of node NAME's Ray

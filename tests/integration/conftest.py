@@ -10,6 +10,7 @@ import subprocess
 import sys
 from pathlib import Path
 
+import multinode_cluster  # tests/integration is on sys.path (no __init__.py)
 import pytest
 
 HERE = Path(__file__).resolve().parent
@@ -45,3 +46,16 @@ def slurm_env():
            "PATH": f"{BIN}{os.pathsep}{os.environ.get('PATH', '')}"}
     if "started in" in proc.stdout:  # leave a cluster that was already up as it was
         subprocess.run([str(CLUSTER_SCRIPT), "stop"], capture_output=True, timeout=120)
+
+
+@pytest.fixture(scope="session")
+def multinode():
+    """The emulated 2-node cluster (slurm/local-cluster.sh start --nodes 2: gbnode1 and
+    gbnode2, each its own network and UTS namespace with its own address and a core),
+    started once per session beside the one-node cluster of `slurm_env` (own cluster dir
+    and slurmctld port) and stopped at its end if this session started it. `.env` runs
+    Slurm commands on it; `.ray_env()` adds a Ray cluster on the same nodes. Skips where
+    it cannot start; fails instead under CI."""
+    cluster = multinode_cluster.start(nodes=2)
+    yield cluster
+    cluster.stop()
