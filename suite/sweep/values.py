@@ -42,21 +42,27 @@ def whole_number(low: int, high: int) -> Callable[[Any], int]:
     return check
 
 
+def to_float(value: Any, high: float, fix: str) -> float:
+    """A YAML number as a float. YAML 1.1 reads `1e-4` (no dot) as a string, so a
+    numeric string counts; booleans do not; an int too big for a float is over `high`."""
+    if isinstance(value, str):
+        try:
+            value = float(value)
+        except ValueError:
+            raise Invalid(f"must be a number, got {quote(value)}", fix) from None
+    if isinstance(value, bool) or not isinstance(value, int | float):
+        raise Invalid(f"must be a number, got {quote(value)}", fix)
+    try:
+        return float(value)
+    except OverflowError:
+        raise Invalid(f"must be at most {high:g}", fix) from None
+
+
 def number(high: float) -> Callable[[Any], float]:
     fix = f"write a positive number up to {high:g}, e.g. 1.0e-4"
 
     def check(value: Any) -> float:
-        if isinstance(value, str):  # YAML 1.1 reads `1e-4` (no dot) as a string
-            try:
-                value = float(value)
-            except ValueError:
-                raise Invalid(f"must be a number, got {quote(value)}", fix) from None
-        if isinstance(value, bool) or not isinstance(value, int | float):
-            raise Invalid(f"must be a number, got {quote(value)}", fix)
-        try:
-            value = float(value)
-        except OverflowError:
-            raise Invalid(f"must be at most {high:g}", fix) from None
+        value = to_float(value, high, fix)
         if not math.isfinite(value) or value <= 0:
             raise Invalid(f"must be a positive finite number, got {value}", fix)
         if value > high:
@@ -72,17 +78,7 @@ def number_between(low: float, high: float, high_open: bool = False) -> Callable
     fix = f"write a number in [{low:g}, {high:g}{top}"
 
     def check(value: Any) -> float:
-        if isinstance(value, str):  # YAML 1.1 reads `5e-1` (no dot) as a string
-            try:
-                value = float(value)
-            except ValueError:
-                raise Invalid(f"must be a number, got {quote(value)}", fix) from None
-        if isinstance(value, bool) or not isinstance(value, int | float):
-            raise Invalid(f"must be a number, got {quote(value)}", fix)
-        try:
-            value = float(value)
-        except OverflowError:
-            raise Invalid(f"must be at most {high:g}", fix) from None
+        value = to_float(value, high, fix)
         too_high = value >= high if high_open else value > high
         if not math.isfinite(value) or value < low or too_high:
             raise Invalid(f"must be in [{low:g}, {high:g}{top}, got {quote(value, 30)}", fix)
