@@ -10,15 +10,17 @@ import numpy as np
 import pandas as pd
 
 from analysis.plots import NoDataError, _colors, _draw_floor, _facet_panels, _figure, _save
-from analysis.tables import DESIGN_COLUMNS, config_label, select_rows, varying_columns
+from analysis.rows import DESIGN_COLUMNS, config_label, select_rows, varying_columns
 from suite.store import schema
 
 
 def plot_metric_vs_time(df: pd.DataFrame, metric: str, out: Path, facet: str = schema.DATASET,
-                        target: float | None = None, ok_only: bool = True) -> Path:
+                        target: float | None = None, ok_only: bool = True,
+                        lines: list[str] | None = None) -> Path:
     """`metric` against cumulative training seconds (`train_time_s`) at each milestone:
     one panel per `facet` value, one line per configuration (mean over seeds of both
-    axes), a dotted line at `target` when given."""
+    axes; `lines`: the columns naming a line, default every one that varies), a dotted
+    line at `target` when given."""
     data = select_rows(df, None, ok_only) if len(df) else df
     needed = [metric, schema.TRAIN_TIME_S]
     if not all(c in data for c in needed):
@@ -26,7 +28,8 @@ def plot_metric_vs_time(df: pd.DataFrame, metric: str, out: Path, facet: str = s
     data = data[data[metric].notna() & data[schema.TRAIN_TIME_S].notna()]
     if data.empty:
         raise NoDataError(f"no values of {metric} with {schema.TRAIN_TIME_S}")
-    line_cols = _line_columns(data, facet)
+    line_cols = _line_columns(data, facet) if lines is None \
+        else [c for c in lines if c in data and c != facet]
     fig, panels, colors = _facet_panels(data, line_cols, facet, width=4.6, height=3.4)
     for ax, value, sub in panels:
         for line, rows in sub.groupby("_line", sort=True):

@@ -1,7 +1,7 @@
 """The report as a document: sections of text, bullets, tables and images, built once
-and rendered to Markdown, HTML (one self-contained file: images as data URIs) and
-LaTeX. `analysis.report` and `analysis.cost_sections` fill it; nothing here knows
-what the sections say."""
+and rendered to Markdown, HTML (one self-contained file with images as data URIs, or,
+for a big report, images linked as files beside it) and LaTeX. The section modules fill
+it; nothing here knows what the sections say."""
 
 from __future__ import annotations
 
@@ -100,8 +100,10 @@ nav ul { columns: 2; }
 """.strip()
 
 
-def render_html(title: str, sections: list[Section], out: Path) -> str:
-    """One self-contained page: styles inline, images as data URIs, no external references."""
+def render_html(title: str, sections: list[Section], out: Path, inline: bool = True) -> str:
+    """One self-contained page: styles inline, images as data URIs, no external references;
+    with `inline=False` images are relative links to their files under `out` (a big
+    report's hundreds of images would make one file no browser opens)."""
     parts = ["<!DOCTYPE html>", '<html lang="en">', "<head>", '<meta charset="utf-8">',
              f"<title>{html.escape(title)}</title>", f"<style>\n{_CSS}\n</style>", "</head>",
              "<body>", f"<h1>{html.escape(title)}</h1>",
@@ -122,10 +124,9 @@ def render_html(title: str, sections: list[Section], out: Path) -> str:
                 parts.append(f'<p class="caption">{_html_inline(b.caption)}</p>')
                 parts.append(to_html(b.df))
             elif isinstance(b, Image):
-                data = base64.b64encode(b.path.read_bytes()).decode("ascii")
-                kind = "gif" if b.path.suffix == ".gif" else "png"  # GIFs: samples over time
-                parts.append(f'<figure><img src="data:image/{kind};base64,{data}" '
-                             f'alt="{html.escape(_plain(b.caption))}">'
+                parts.append(f'<figure><img src="{_image_src(b.path, out, inline)}" '
+                             f'alt="{html.escape(_plain(b.caption))}"'
+                             + ("" if inline else ' loading="lazy"') + ">"
                              f"<figcaption>{_html_inline(b.caption)}</figcaption></figure>")
         parts.append("</section>")
     parts += ["</body>", "</html>", ""]
@@ -167,6 +168,14 @@ def render_latex(title: str, sections: list[Section], out: Path) -> str:
 
 
 _CODE = re.compile(r"`([^`]*)`")
+
+
+def _image_src(path: Path, out: Path, inline: bool) -> str:
+    if not inline:
+        return html.escape(path.relative_to(out).as_posix(), quote=True)
+    data = base64.b64encode(path.read_bytes()).decode("ascii")
+    kind = "gif" if path.suffix == ".gif" else "png"  # GIFs: samples over time
+    return f"data:image/{kind};base64,{data}"
 
 
 def _html_inline(text: str) -> str:

@@ -13,7 +13,7 @@ from collections.abc import Sequence
 
 import pandas as pd
 
-from analysis.tables import better_is_lower, select_rows
+from analysis.rows import better_is_lower, select_rows
 from suite.store import schema
 
 FLOOR_SUFFIX = "_floor"

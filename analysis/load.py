@@ -11,19 +11,32 @@ that lack the columns analysis needs, are skipped with a warning naming them.
 Besides the `suite.store.schema` columns the frame has one more, `TRIAL_DIR`
 ("trial_dir"): the absolute directory the row was read from. `samples_png` is
 relative to it; `sample_path(row)` joins the two.
+
+Fast at thousands of trials: a sweep of 100+ files keeps its rows in a cache
+checked against every file's identity (suite.store.row_cache); the other files
+are read by a pool of threads (pyarrow decodes without the GIL), each through ONE
+open handle (a run may rewrite a file by rename meanwhile), checked as arrow
+tables, joined into one table and converted to pandas once.
 """
 
 from __future__ import annotations
 
+import os
 import warnings
-from collections.abc import Mapping
+from collections import Counter
+from collections.abc import Mapping, Sequence
+from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 from typing import Any
 
+import numpy as np
 import pandas as pd
+import pyarrow as pa
+import pyarrow.compute as pc
 
 from suite.store import schema
-from suite.store.results import read_parquet_once, result_files
+from suite.store.results import read_parquet_signed, result_files
+from suite.store.row_cache import CACHE_MIN_FILES, cache_dir_of, read_cache, write_cache
 
 # Not a schema column: where each row was read from (absolute trial directory).
 TRIAL_DIR = "trial_dir"
@@ -65,12 +78,94 @@ def load_results(*paths: str | Path, deduplicate: bool = True) -> pd.DataFrame:
         if not Path(p).exists():
             raise FileNotFoundError(f"no such results path: {p}")
     files = _unique_files(result_files(*(Path(p) for p in paths)))
-    frames = [f for f in (_read_file(path) for path in files) if f is not None]
-    if not frames:
+    tables = [(path, t) for path, t in zip(files, read_tables(files), strict=True)
+              if t is not None]
+    if not tables:
         return empty_results()
-    df = pd.concat(frames, ignore_index=True)
+    df = _tables_to_frame(tables)
     df = _conform(df)
     return _deduplicate(df) if deduplicate else df
+
+
+def read_tables(files: Sequence[Path], threads: int | None = None) -> list[pa.Table | None]:
+    """Each file's checked arrow table, or None (with a ResultsWarning naming it), in
+    file order. Sweeps of many files keep their rows in a cache checked against every
+    file's identity (suite.store.row_cache); the rest are read by `threads` threads
+    (default: 4 per core, at most 32)."""
+    sizes = Counter(cache_dir_of(f) for f in files)
+    cached_dirs = {d for d, n in sizes.items() if d is not None and n >= CACHE_MIN_FILES}
+    caches = {d: read_cache(d) for d in cached_dirs}
+    read: list[tuple[pa.Table | None, str, Any]] = [(None, "", None)] * len(files)
+    todo = []
+    for i, f in enumerate(files):
+        d = cache_dir_of(f)
+        hit = caches[d].get(str(f.relative_to(d))) if d in caches else None
+        if hit is not None and hit[0] == _identity(f):
+            read[i] = (hit[1], "", hit[0])
+        else:
+            todo.append(i)
+    threads = threads or min(32, 4 * (os.cpu_count() or 1))
+    if len(todo) < 2 or threads < 2:
+        fresh = [_read_checked(files[i]) for i in todo]
+    else:
+        with ThreadPoolExecutor(threads) as pool:
+            fresh = list(pool.map(_read_checked, [files[i] for i in todo]))
+    for i, result in zip(todo, fresh, strict=True):
+        read[i] = result
+    for path, (_, problem, _) in zip(files, read, strict=True):
+        if problem:
+            _warn(path, problem)  # here, in the caller's thread and file order
+    changed = {cache_dir_of(files[i]) for i in todo} | {
+        d for d in caches if set(caches[d]) - {str(f.relative_to(d)) for f in files
+                                              if cache_dir_of(f) == d}}
+    for d in cached_dirs & changed:
+        write_cache(d, [(str(f.relative_to(d)), ident, table)
+                        for f, (table, _, ident) in zip(files, read, strict=True)
+                        if table is not None and cache_dir_of(f) == d])
+    return [table for table, _, _ in read]
+
+
+def _identity(path: Path) -> tuple[int, int, int] | None:
+    try:
+        st = os.stat(path)
+    except OSError:
+        return None
+    return (st.st_ino, st.st_mtime_ns, st.st_size)
+
+
+def _read_checked(path: Path) -> tuple[pa.Table | None, str, Any]:
+    """(table, "", identity) or (None, why it is skipped, None): the checks of a file."""
+    try:
+        table, identity = read_parquet_signed(path)
+    except Exception as exc:  # truncated, not parquet, unreadable: skip, the rest still loads
+        return None, f"unreadable parquet ({type(exc).__name__}: {exc})", None
+    missing = [c for c in REQUIRED_COLUMNS if c not in table.column_names]
+    if missing:
+        return None, f"partial file, missing required columns {missing}", None
+    try:
+        versions = set(pc.unique(table[schema.SCHEMA_VERSION_COL].drop_null()).to_pylist())
+    except pa.ArrowException as exc:
+        return None, f"unreadable schema_version ({exc})", None
+    unsupported = versions - SUPPORTED_SCHEMA_VERSIONS
+    if unsupported:
+        return None, (f"schema_version {sorted(unsupported)} not supported by this analysis "
+                      f"(supports {sorted(SUPPORTED_SCHEMA_VERSIONS)})"), None
+    if any(table[c].null_count for c in REQUIRED_COLUMNS):
+        return None, f"partial file, nulls in required columns {list(REQUIRED_COLUMNS)}", None
+    return table, "", identity
+
+
+def _tables_to_frame(tables: list[tuple[Path, pa.Table]]) -> pd.DataFrame:
+    """One frame of every table (plus TRIAL_DIR), converted to pandas once; files whose
+    column types disagree (another writer's) fall back to one frame per file."""
+    try:
+        joined = pa.concat_tables([t for _, t in tables], promote_options="permissive")
+    except (pa.ArrowException, ValueError):
+        return pd.concat([_table_to_frame(path, t) for path, t in tables], ignore_index=True)
+    df = joined.to_pandas()
+    dirs = np.array([str(path.resolve().parent) for path, _ in tables], dtype=object)
+    df[TRIAL_DIR] = np.repeat(dirs, [t.num_rows for _, t in tables])
+    return df
 
 
 def sample_path(row: Mapping[str, Any] | pd.Series) -> Path | None:
@@ -97,26 +192,8 @@ def _warn(path: Path, problem: str) -> None:
     warnings.warn(f"skipping {path}: {problem}", ResultsWarning, stacklevel=3)
 
 
-def _read_file(path: Path) -> pd.DataFrame | None:
-    try:
-        table = read_parquet_once(path)
-    except Exception as exc:  # truncated, not parquet, unreadable: skip, the rest still loads
-        _warn(path, f"unreadable parquet ({type(exc).__name__}: {exc})")
-        return None
-    missing = [c for c in REQUIRED_COLUMNS if c not in table.column_names]
-    if missing:
-        _warn(path, f"partial file, missing required columns {missing}")
-        return None
+def _table_to_frame(path: Path, table: pa.Table) -> pd.DataFrame:
     df = table.to_pandas()
-    versions = set(pd.unique(df[schema.SCHEMA_VERSION_COL].dropna()).tolist())
-    unsupported = versions - SUPPORTED_SCHEMA_VERSIONS
-    if unsupported:
-        _warn(path, f"schema_version {sorted(unsupported)} not supported by this analysis "
-                    f"(supports {sorted(SUPPORTED_SCHEMA_VERSIONS)})")
-        return None
-    if df[list(REQUIRED_COLUMNS)].isna().any().any():
-        _warn(path, f"partial file, nulls in required columns {list(REQUIRED_COLUMNS)}")
-        return None
     df[TRIAL_DIR] = str(path.resolve().parent)
     return df
 

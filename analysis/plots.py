@@ -19,14 +19,8 @@ from PIL import Image
 
 from analysis.floors import FLOOR_LABEL, floor_column
 from analysis.load import sample_path
-from analysis.tables import (
-    DESIGN_COLUMNS,
-    config_label,
-    pareto_front,
-    scaling,
-    select_rows,
-    varying_columns,
-)
+from analysis.rows import DESIGN_COLUMNS, config_label, select_rows, varying_columns
+from analysis.tables import pareto_front, scaling
 from suite.store import schema
 
 DPI = 110
@@ -37,9 +31,11 @@ class NoDataError(ValueError):
 
 
 def plot_metric_vs_epoch(df: pd.DataFrame, metric: str, out: Path,
-                         facet: str = schema.MODEL, ok_only: bool = True) -> Path:
+                         facet: str = schema.MODEL, ok_only: bool = True,
+                         lines: Sequence[str] | None = None) -> Path:
     """`metric` against epoch: one panel per `facet` value, one line per configuration
-    (upsampling and any other design column that varies), mean over seeds with a ±std band."""
+    (upsampling and any other design column that varies, or the `lines` columns: the
+    mean over every other one), mean over seeds with a ±std band."""
     data = select_rows(df, None, ok_only) if len(df) else df
     data = data[data[metric].notna()] if metric in data else data.iloc[0:0]
     if data.empty:
@@ -47,6 +43,8 @@ def plot_metric_vs_epoch(df: pd.DataFrame, metric: str, out: Path,
     line_cols = [c for c in varying_columns(data, DESIGN_COLUMNS) if c != facet]
     if schema.UPSAMPLING in data and schema.UPSAMPLING not in line_cols:
         line_cols.insert(0, schema.UPSAMPLING)
+    if lines is not None:
+        line_cols = [c for c in lines if c in data and c != facet]
     fig, panels, colors = _facet_panels(data, line_cols, facet, width=4.2, height=3.2)
     for ax, value, sub in panels:
         for line, rows in sub.groupby("_line", sort=True):
@@ -103,10 +101,12 @@ def plot_throughput(df: pd.DataFrame, out: Path, at_epoch: int | str | None = "f
     return _save(fig, out)
 
 
-def plot_scaling(df: pd.DataFrame, out: Path, at_epoch: int | str | None = "final") -> Path:
-    """Images/s and parallel efficiency against workers, one line per configuration,
-    with the ideal (linear) line from each configuration's 1-worker throughput."""
-    table = scaling(df, at_epoch=at_epoch) if len(df) else pd.DataFrame()
+def plot_scaling(df: pd.DataFrame, out: Path, at_epoch: int | str | None = "final",
+                 by: Sequence[str] | None = None) -> Path:
+    """Images/s and parallel efficiency against workers, one line per configuration
+    (of `by`, default `tables.SCALING_KEYS`), with the ideal (linear) line from each
+    configuration's 1-worker throughput."""
+    table = scaling(df, by=by, at_epoch=at_epoch) if len(df) else pd.DataFrame()
     if table.empty or table[schema.WORKERS].nunique() < 2:
         raise NoDataError("fewer than two worker counts")
     by = varying_columns(table, [c for c in table.columns

@@ -17,7 +17,7 @@ from collections.abc import Sequence
 import numpy as np
 import pandas as pd
 
-from analysis.tables import DESIGN_COLUMNS, better_is_lower, config_label, varying_columns
+from analysis.rows import DESIGN_COLUMNS, better_is_lower, config_label, varying_columns
 from suite.store import schema
 
 IMAGES_SEEN = "images_seen"
@@ -46,21 +46,22 @@ def time_to_target(df: pd.DataFrame, metric: str, target: float,
                                                   kind="stable")
     data = data.drop_duplicates([schema.TRIAL_ID, schema.EPOCH], keep="last")
     keys = [c for c in (schema.SWEEP, *DESIGN_COLUMNS, schema.SEED) if c in data]
-    rows = []
-    for trial_id, rows_of in data.groupby(schema.TRIAL_ID, sort=True):
-        values = rows_of[metric].to_numpy(dtype="float64")
-        hit = values <= target if lower else values >= target
-        first = rows_of.iloc[int(np.argmax(hit))] if hit.any() else None
-        last = rows_of.iloc[-1]
-        out = {schema.TRIAL_ID: trial_id, **{c: last[c] for c in keys},
-               REACHED: first is not None,
-               schema.EPOCH: np.nan if first is None else float(first[schema.EPOCH]),
-               metric: np.nan if first is None else float(first[metric])}
-        for column in TIME_COLUMNS:
-            out[column] = np.nan if first is None else _time_value(first, column)
-        rows.append(out)
+    # vectorized over trials (thousands of them): each trial's last row names it, its
+    # first row that reaches the target times it
+    values = data[metric].to_numpy(dtype="float64")
+    data = data.assign(_hit=values <= target if lower else values >= target)
+    last = data.groupby(schema.TRIAL_ID, sort=True).tail(1).set_index(schema.TRIAL_ID)
+    first = data[data["_hit"]].groupby(schema.TRIAL_ID, sort=True).head(1) \
+        .set_index(schema.TRIAL_ID).reindex(last.index)
+    reached = first[schema.EPOCH].notna()
+    table = last[keys].copy()
+    table[REACHED] = reached.to_numpy()
+    table[schema.EPOCH] = first[schema.EPOCH].astype("float64")
+    table[metric] = first[metric].astype("float64")
+    for column in TIME_COLUMNS:
+        table[column] = _time_values(first, column)
     columns = [schema.TRIAL_ID, *keys, REACHED, schema.EPOCH, metric, *TIME_COLUMNS]
-    table = pd.DataFrame(rows, columns=columns)
+    table = table.reset_index()[columns]
     table[REACHED] = table[REACHED].astype(bool)
     table.attrs.update(metric=metric, target=float(target), lower_is_better=lower)
     return table
@@ -87,8 +88,18 @@ def time_to_target_table(df: pd.DataFrame, metric: str, target: float,
                                     f"{schema.TRAIN_TIME_S}_std", IMAGES_SEEN])
         out.attrs.update(per_trial.attrs)
         return out
-    grouped = per_trial.groupby(by, dropna=False, sort=True)
-    out = grouped.apply(_summarize, include_groups=False).reset_index()
+    got = per_trial[by].copy()
+    for column in (schema.TRAIN_TIME_S, IMAGES_SEEN):  # only trials that reached it count
+        got[column] = per_trial[column].where(per_trial[REACHED])
+    grouped = got.groupby(by, dropna=False, sort=True)
+    n = per_trial.groupby(by, dropna=False, sort=True).size()
+    k = per_trial[REACHED].astype("int64").groupby(
+        [per_trial[c] for c in by], dropna=False, sort=True).sum()
+    out = pd.DataFrame({
+        REACHED: [f"{a}/{b}" for a, b in zip(k, n, strict=True)],
+        schema.TRAIN_TIME_S: grouped[schema.TRAIN_TIME_S].mean(),
+        f"{schema.TRAIN_TIME_S}_std": grouped[schema.TRAIN_TIME_S].std(ddof=1),
+        IMAGES_SEEN: grouped[IMAGES_SEEN].mean()}, index=n.index).reset_index()
     out.attrs.update(per_trial.attrs)
     return out
 
@@ -116,22 +127,13 @@ def label_trials(table: pd.DataFrame) -> pd.Series:
                            if c not in (schema.MODEL, schema.UPSAMPLING)])
 
 
-def _summarize(rows: pd.DataFrame) -> pd.Series:
-    got = rows[rows[REACHED]]
-    return pd.Series({
-        REACHED: f"{len(got)}/{len(rows)}",
-        schema.TRAIN_TIME_S: got[schema.TRAIN_TIME_S].mean() if len(got) else np.nan,
-        f"{schema.TRAIN_TIME_S}_std": got[schema.TRAIN_TIME_S].std(ddof=1)
-        if len(got) > 1 else np.nan,
-        IMAGES_SEEN: got[IMAGES_SEEN].mean() if len(got) else np.nan,
-    })
-
-
-def _time_value(row: pd.Series, column: str) -> float:
+def _time_values(rows: pd.DataFrame, column: str) -> pd.Series:
+    """The time column of each row as floats (NaN where the rows lack it)."""
     if column == IMAGES_SEEN:
-        steps, batch = row.get(schema.STEPS), row.get(schema.GLOBAL_BATCH_SIZE)
-        if steps is None or batch is None or pd.isna(steps) or pd.isna(batch):
-            return np.nan
-        return float(steps) * float(batch)
-    value = row.get(column)
-    return np.nan if value is None or pd.isna(value) else float(value)
+        if schema.STEPS not in rows or schema.GLOBAL_BATCH_SIZE not in rows:
+            return pd.Series(np.nan, index=rows.index)
+        return (rows[schema.STEPS].astype("float64")
+                * rows[schema.GLOBAL_BATCH_SIZE].astype("float64"))
+    if column not in rows:
+        return pd.Series(np.nan, index=rows.index)
+    return rows[column].astype("float64")

@@ -1,4 +1,5 @@
-"""genbench's trainer: dispatch overhead and K, the seed-style loop, fp32 vs bf16.
+"""genbench's trainer: dispatch overhead and K, the seed-style loop with MFU, fp32 vs bf16,
+and the trainer options that decide how close a CPU step gets to the peak.
 
 Prints, in one run:
 1. the CPU flags that decide whether bfloat16 is native here (avx512_bf16 / amx_bf16);
@@ -8,14 +9,20 @@ Prints, in one run:
    trainer's images/s for each `steps_per_call` K;
 3. the seed-style loop (the TensorFlow DCGAN tutorial's: a tf.function per batch,
    never reading the host) next to genbench's trainer (`steps_per_call: auto`)
-   on the tutorial DCGAN at batch 256; genbench must not be slower;
-4. the trainer's images/s at fp32 and mixed_bfloat16 side by side.
+   on the tutorial DCGAN at batch 32, 64 and 256: images/s and MFU side by side,
+   against the fp32 matmul calibration peak (suite.machine.peak) measured between
+   the runs of this process, and the cached calibration; genbench must not be slower;
+4. the trainer's images/s at fp32 and mixed_bfloat16 side by side;
+5. per demo model (and the tutorial DCGAN): images/s and MFU with the `nearest`
+   block unfused (UpSampling2D + Conv2D) and fused (NearestUpConv2D), each with and
+   without XLA (`jit_compile` on the step).
 
 Every figure is measured the same way (warm-up excluded; best of `--repeats`,
 runs interleaved so drifting machine load hits all alike); each section runs
 in a fresh process.
 
     .venv/bin/python benchmarks/bench_trainer.py [--repeats 3] [--steps 20]
+    .venv/bin/python benchmarks/bench_trainer.py --section options --models "demo"
 """
 
 from __future__ import annotations
@@ -29,11 +36,12 @@ import time
 os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
 
 import keras  # noqa: E402
-import numpy as np  # noqa: E402
 import tensorflow as tf  # noqa: E402
 
 from suite.data.catalog import load_dataset  # noqa: E402
+from suite.machine.peak import calibrate_matmul_tflops, machine_peak, tf_threads  # noqa: E402
 from suite.models import MODELS  # noqa: E402
+from suite.models.flops import training_flops_per_image  # noqa: E402
 from suite.models.networks import NetSpec  # noqa: E402
 from suite.training.batches import EpochBatches  # noqa: E402
 from suite.training.device_loop import DeviceLoop  # noqa: E402
@@ -43,7 +51,7 @@ from suite.training.replicas import SingleReplica  # noqa: E402
 WARMUP = 2
 # Each in a fresh process: state one section leaves behind (traced functions, tf.data
 # threads) slowed the seed-style loop that ran after section 1 by a quarter.
-SECTIONS = ("overhead", "seed-style", "precision")
+SECTIONS = ("overhead", "seed-style", "precision", "options")
 BF16_FLAGS = ("avx512_bf16", "amx_bf16", "avx512f", "avx2")
 
 
@@ -127,6 +135,14 @@ def main() -> None:
     parser.add_argument("--ks", default="1,4,16,64,auto", help="steps_per_call values to time")
     parser.add_argument("--epochs", type=int, default=2)
     parser.add_argument("--repeats", type=int, default=3)
+    parser.add_argument("--mfu-batches", default="32,64,256", help="[2] batch sizes")
+    parser.add_argument("--images", type=int, default=2560,
+                        help="[2] training images per epoch of each figure")
+    parser.add_argument("--matmul", type=int, default=2048, help="calibration matmul size")
+    parser.add_argument("--option-steps", type=int, default=24,
+                        help="[4] steps per timed call")
+    parser.add_argument("--models", nargs="*", default=[],
+                        help="[4] only models whose name contains one of these")
     parser.add_argument("--section", choices=SECTIONS,
                         help="run one section in this process (default: each in its own)")
     args, _ = parser.parse_known_args()
@@ -142,7 +158,7 @@ def main() -> None:
         return
     data = load_dataset(args.dataset)
     {"overhead": overhead_section, "seed-style": seed_style_section,
-     "precision": precision_section}[args.section](data, args)
+     "precision": precision_section, "options": options_section}[args.section](data, args)
 
 
 def overhead_section(data, args) -> None:
@@ -174,23 +190,45 @@ def overhead_section(data, args) -> None:
 
 
 
-def seed_style_section(data, args) -> None:
-    """2. Seed-style loop vs genbench, batch 256, alternating in one fresh process."""
-    x = data.x_train[:args.batch * args.steps]
-    runs = {"seed-style loop": [], "genbench trainer": []}
-    chosen = set()
-    for _ in range(args.repeats):
-        runs["seed-style loop"].append(seed_style_loop(data, x, args.batch, args.epochs))
-        rate, k = genbench_trainer(data, x, args.batch, args.epochs)
-        runs["genbench trainer"].append(rate)
-        chosen.add(k)
-    print(f"\n[2] tutorial DCGAN at batch {args.batch}, {args.steps} steps x {args.epochs} epochs "
-          f"(genbench: steps_per_call auto -> K={sorted(chosen)})")
-    for name, values in runs.items():
-        print(f"  {name:18s} best {max(values):8.1f}   median {np.median(values):8.1f} images/s")
-    ratio = best(runs, "genbench trainer") / best(runs, "seed-style loop")
-    print(f"  genbench / seed-style = {ratio:.3f} ({'OK' if ratio >= 0.99 else 'SLOWER'})")
+def calibrated_peak(best_so_far: float = 0.0) -> float:
+    """TFLOP/s of suite.machine.peak's fp32 matmul calibration, measured now, in this process
+    (interleaved with the runs, so load drift hits both), kept as the best seen."""
+    return max(best_so_far, calibrate_matmul_tflops("fp32"))
 
+
+def seed_style_section(data, args) -> None:
+    """2. Seed-style loop vs genbench: images/s and MFU at each batch, alternating in one
+    fresh process, with the matmul peak calibrated between the runs."""
+    batches = [int(b) for b in args.mfu_batches.split(",")]
+    runs: dict[tuple[str, int], list[float]] = {}
+    chosen: dict[int, set] = {b: set() for b in batches}
+    peak = 0.0
+    loads = []
+    for _ in range(args.repeats):
+        for batch in batches:
+            x = data.x_train[:batch * max(4, args.images // batch)]
+            loads.append(float(open("/proc/loadavg").read().split()[0]))
+            runs.setdefault(("seed-style loop", batch), []).append(
+                seed_style_loop(data, x, batch, args.epochs))
+            rate, k = genbench_trainer(data, x, batch, args.epochs)
+            runs.setdefault(("genbench trainer", batch), []).append(rate)
+            chosen[batch].add(k)
+            peak = calibrated_peak(peak)
+    flops = training_flops_per_image(build(data))
+    cached = machine_peak("fp32")
+    print(f"\n[2] tutorial DCGAN ({flops / 1e9:.3f} GFLOP per training image), "
+          f"{args.images} images x {args.epochs} epochs per figure; calibration peak "
+          f"(fp32 {args.matmul}^2 matmul, {tf_threads()} threads, best in this run) "
+          f"{1e3 * peak:.1f} GFLOP/s; cached calibration {1e3 * cached.tflops:.1f} GFLOP/s; "
+          f"load {min(loads):.1f}-{max(loads):.1f}")
+    print(f"  {'batch':>5s}  {'seed-style img/s':>16s} {'MFU':>6s}  {'genbench img/s':>14s} "
+          f"{'MFU':>6s}  K    genbench/seed")
+    for batch in batches:
+        seed, ours = max(runs[("seed-style loop", batch)]), max(runs[("genbench trainer", batch)])
+        mfu = [r * flops / 1e12 / peak for r in (seed, ours)]
+        print(f"  {batch:5d}  {seed:16.1f} {mfu[0]:6.1%}  {ours:14.1f} {mfu[1]:6.1%}  "
+              f"{','.join(map(str, sorted(chosen[batch]))):4s} {ours / seed:6.3f} "
+              f"({'OK' if ours / seed >= 0.99 else 'SLOWER'})")
 
 
 def precision_section(data, args) -> None:
@@ -205,6 +243,75 @@ def precision_section(data, args) -> None:
     print(f"\n[3] precision, genbench trainer at batch {args.batch}: fp32 {fp32:8.1f}   "
           f"mixed_bfloat16 {bf16:8.1f} images/s   bf16 / fp32 = {bf16 / fp32:.2f}")
     print(f"  ({cpu_flags_line()})")
+
+
+# Demo-sized models (suite/sweep/configs/demo.yaml: width 0.5, kernel 3, batch 32) and the
+# tutorial DCGAN, each with the options item 4 of the MFU work measured.
+OPTION_MODELS = {
+    "demo dcgan transpose": ("dcgan", "transpose", 3, 64, 0.5, 32),
+    "demo dcgan nearest": ("dcgan", "nearest", 3, 64, 0.5, 32),
+    "demo vae transpose": ("vae", "transpose", 3, 16, 0.5, 32),
+    "demo vae nearest": ("vae", "nearest", 3, 16, 0.5, 32),
+    "tutorial dcgan b256": ("dcgan", "transpose", 5, 100, 1.0, 256),
+    "tutorial-size dcgan nearest k5 b64": ("dcgan", "nearest", 5, 100, 1.0, 64),
+}
+
+
+def option_loop(data, x, name: str, fused: bool, jit: bool):
+    """(DeviceLoop, iterator, batch, FLOPs/image) of one model and option, traced and warm."""
+    model_name, upsampling, kernel, latent, width, batch = OPTION_MODELS[name]
+    if upsampling == "nearest" and fused:
+        upsampling = "nearest_fused"
+    keras.backend.clear_session()
+    keras.utils.set_random_seed(0)
+    spec = NetSpec(data.image_shape, latent, 0, upsampling, kernel, width=width)
+    model = MODELS.get(model_name)(spec, 1e-4, 0)
+    model.build_optimizers()
+    loop = DeviceLoop(model, SingleReplica(), jit_compile=jit)
+    batches = EpochBatches(x, None, batch, 0, model.pixel_range)
+    it = iter(batches.for_epoch(1).repeat())
+    for _ in range(WARMUP):
+        loop.run(it, 4)
+    return loop, it, batch, training_flops_per_image(model)
+
+
+def options_section(data, args) -> None:
+    """4. Per model: images/s and MFU of each trainer option, interleaved in one process."""
+    from suite.models import UPSAMPLERS
+
+    if "nearest_fused" not in UPSAMPLERS.names():
+        UPSAMPLERS.add("nearest_fused", "suite.models.upsampling:build_nearest_fused")
+    peak = 0.0
+    x = data.x_train[:2048]
+    names = [n for n in OPTION_MODELS if not args.models or any(m in n for m in args.models)]
+    options = [(f, j) for j in (False, True) for f in (False, True)]
+    runs: dict[tuple, list[float]] = {}
+    flops: dict[str, int] = {}
+    for _ in range(args.repeats):
+        for name in names:
+            for fused, jit in options:
+                if fused and OPTION_MODELS[name][1] != "nearest":
+                    continue
+                loop, it, batch, flops[name] = option_loop(data, x, name, fused, jit)
+                started = time.perf_counter()
+                loop.run(it, args.option_steps)
+                rate = args.option_steps * batch / (time.perf_counter() - started)
+                runs.setdefault((name, fused, jit), []).append(rate)
+        peak = calibrated_peak(peak)
+    print(f"\n[4] trainer options, {args.option_steps} steps per figure, best of {args.repeats}, "
+          f"interleaved; MFU against the calibration peak {1e3 * peak:.1f} GFLOP/s; "
+          f"load {open('/proc/loadavg').read().split()[0]}")
+    for name in names:
+        base = max(runs[(name, False, False)])
+        print(f"  {name} ({flops[name] / 1e9:.3f} GFLOP/image)")
+        for (n, fused, jit), values in runs.items():
+            if n != name:
+                continue
+            label = ("fused " if fused else "") + ("XLA" if jit else "") or "default"
+            rate = max(values)
+            mfu = rate * flops[name] / 1e12 / peak
+            print(f"    {label:10s} {rate:8.1f} images/s  MFU {mfu:6.1%}  x{rate / base:.2f}")
+
 
 
 if __name__ == "__main__":

@@ -2,19 +2,18 @@
 
 Each trial writes to `<trial dir>/tensorboard/<label>/`, so
 `tensorboard --logdir results/<sweep>` lists every trial as a run named by its
-trial id and label (and Ray Tune's own event files under `<sweep>/ray/` beside
-them). The step is the epoch: losses at every epoch, every metric and the
-throughput at every milestone, and the sample grid as an image. Rank 0 alone
-writes (the worker decides). Results stay in result.parquet; these files are
-for looking, and analysis never reads them.
+trial id and label. The step is the epoch: losses at every epoch, every metric
+and the throughput at every milestone, and the sample grid as an image. Rank 0
+alone writes (the worker decides). Results stay in result.parquet; these files
+are for looking, and analysis never reads them.
 
-TensorFlow 2.21 no longer installs the `tensorboard` package, and without it
-`tf.summary.scalar/image/text` raise TBNotInstalledError. So summaries go
-through the core op `tf.summary.write` with the plugin metadata TensorBoard's
-own summary functions attach (scalars, images as [width, height, PNG], text):
-the files are the same, and writing them needs nothing beyond TensorFlow.
-Viewing them needs `pip install tensorboard`. A summary that cannot be written
-costs a warning, never the trial.
+Summaries go through the core op `tf.summary.write` with the plugin metadata
+TensorBoard's own summary functions attach (scalars, images as [width, height,
+PNG], text): the files are the same, and these calls never need the `tensorboard`
+package (TensorFlow 2.21 no longer installs it). Each run is also one session of
+the sweep's HParams experiment (its axis values at the start, its status at the
+end), whose protos do come from the `tensorboard` package (suite.artifacts.hparams).
+A summary that cannot be written costs a warning, never the trial.
 """
 
 from __future__ import annotations
@@ -29,6 +28,7 @@ from typing import Any
 
 import numpy as np
 
+from suite.artifacts.hparams import session_end_summary, session_start_summary
 from suite.artifacts.samples import images_to_grid
 from suite.store import schema
 
@@ -64,6 +64,8 @@ class TrialSummaries:
         self._writer = tf.summary.create_file_writer(str(self.directory))
         text = "```\n" + json.dumps(dict(config), indent=1, default=str) + "\n```"
         self._write("config", tf.constant(text), 0, "text")
+        # The HParams dashboard's row of this trial (suite.artifacts.hparams).
+        self._write_raw(session_start_summary(config, str(config.get(schema.TRIAL_ID, label))))
         self._writer.flush()
 
     def write_epoch(self, epoch: int, losses: Mapping[str, float]) -> None:
@@ -90,14 +92,16 @@ class TrialSummaries:
                         epoch, "images")
         self._writer.flush()
 
-    def close(self) -> None:
+    def close(self, status: str = schema.STATUS_FAILED) -> None:
+        """End the trial's HParams session with its status (ok, diverged, failed)."""
+        self._write_raw(session_end_summary(status))
         self._writer.close()
 
     def __enter__(self) -> TrialSummaries:
         return self
 
-    def __exit__(self, *exc: object) -> None:
-        self.close()
+    def __exit__(self, kind: object, *exc: object) -> None:
+        self.close(schema.STATUS_FAILED if kind else schema.STATUS_OK)
 
     def _scalars(self, group: str, values: Mapping[str, Any], step: int) -> None:
         for name, value in values.items():
@@ -107,11 +111,19 @@ class TrialSummaries:
                             step, "scalars")
 
     def _write(self, tag: str, tensor, step: int, plugin: str) -> None:
+        self._guarded(lambda: self._tf.summary.write(tag, tensor, step=step,
+                                                     metadata=_metadata(plugin)))
+
+    def _write_raw(self, summary: bytes) -> None:
+        """A serialized Summary proto as is (the HParams plugin's), at step 0."""
+        self._guarded(lambda: self._tf.summary.experimental.write_raw_pb(summary, step=0))
+
+    def _guarded(self, write) -> None:
         if self._broken:
             return
         try:
             with self._writer.as_default():
-                self._tf.summary.write(tag, tensor, step=step, metadata=_metadata(plugin))
+                write()
         except Exception as exc:  # pictures for people: never worth a trial
             self._broken = True
             print(f"genbench: TensorBoard summaries of {self.directory} stopped: "

@@ -1,4 +1,4 @@
-"""genbench command line: plan | run | submit | status | show | report.
+"""genbench command line: plan | run | submit | status | show | report | collect.
 
 Thin on purpose: parse -> spec (all validation) -> preflight -> launcher.launch -> print.
 User errors (bad sweep files, missing data, unknown names, an unwritable --out,
@@ -35,7 +35,10 @@ def launcher_types() -> list[tuple[str, type]]:
     return [(name, LAUNCHERS.get(name).options_type) for name in LAUNCHERS.names()]
 
 
-def build_parser() -> argparse.ArgumentParser:
+def build_parser(launcher_options: bool = True) -> argparse.ArgumentParser:
+    """The parser; `launcher_options=False` leaves out run/submit's launcher options, whose
+    dataclasses live in modules that import the trainer (TensorFlow, seconds), so the
+    reading commands (plan, show, status, collect) answer without it."""
     from suite.launchers.options import add_launcher_arguments
 
     parser = argparse.ArgumentParser(prog="genbench", description=__doc__.splitlines()[0])
@@ -46,6 +49,10 @@ def build_parser() -> argparse.ArgumentParser:
     plan.add_argument("--trial-index", type=int, help="only the trial with this index")
     plan.add_argument("--field", help="print only this field of the trial(s), one per line "
                                       "(e.g. workers: slurm/sweep.sbatch sizes its srun with it)")
+    plan.add_argument("--format", default="table", choices=("table", "json", "csv"),
+                      help="table (default: axes, trial count, cost estimate, first and last "
+                           "trials), or every trial as json or csv for scripts")
+    plan.add_argument("--all", action="store_true", help="the table lists every trial")
 
     run = sub.add_parser("run", help="run a sweep (local launcher by default)")
     _add_sweep_arguments(run)
@@ -56,24 +63,40 @@ def build_parser() -> argparse.ArgumentParser:
     run.add_argument("--preflight-only", action="store_true",
                      help="check the sweep, its data and eval backbones (preparing them), "
                           "then stop")
-    add_launcher_arguments(run, launcher_types())
+    add_launcher_arguments(run, launcher_types() if launcher_options else [])
 
     show = sub.add_parser("show", help="print a results table")
     show.add_argument("dirs", nargs="+", help="sweep directories (e.g. results/smoke)")
+    show.add_argument("--all", action="store_true",
+                      help="every row (default: all up to 40, else the first and last 20)")
 
     report = sub.add_parser("report", help="write tables, plots and sample mosaics as a report")
     report.add_argument("dirs", nargs="+", help="sweep directories or results roots")
     report.add_argument("--out", default="report", help="report directory (default: report/)")
     report.add_argument("--format", default="md,html",
                         help="comma-separated: md, html, latex (default: md,html)")
+    report.add_argument("--aggregate-above", type=int, default=64, metavar="N",
+                        help="above N trials, aggregate across seeds and show samples of the "
+                             "best and worst configurations only (default: 64)")
 
     submit = sub.add_parser("submit", help="submit a sweep to Slurm (one job-array task per "
                                            "trial, via submitit) and return at once")
     _add_sweep_arguments(submit)
-    add_launcher_arguments(submit, [t for t in launcher_types() if t[0] == "slurm"])
+    add_launcher_arguments(submit, [t for t in launcher_types() if t[0] == "slurm"]
+                           if launcher_options else [])
 
     status = sub.add_parser("status", help="each trial's state: results store and Slurm")
     status.add_argument("dirs", nargs="+", help="sweep directories (e.g. results/smoke)")
+    status.add_argument("--all", action="store_true",
+                        help="every trial (default: all up to 40, else the first and last 20 "
+                             "of those not ok)")
+
+    collect = sub.add_parser("collect", help="write a sweep's rows as one parquet dataset "
+                                             "(hive-partitioned by model) for pandas, polars, "
+                                             "DuckDB")
+    collect.add_argument("dirs", nargs="+", help="sweep directories (e.g. results/smoke)")
+    collect.add_argument("--out", help="dataset directory (default: <first dir>/collected); "
+                                       "replaced atomically")
     return parser
 
 
@@ -88,11 +111,17 @@ def _add_sweep_arguments(parser: argparse.ArgumentParser) -> None:
                              "Keras .h5; `random`: random inception_keras weights, for tests only")
     parser.add_argument("--trial-index", type=int, action="append",
                         help="only the trial(s) with this index (see `genbench plan`)")
+    parser.add_argument("--checkpoints", metavar="POLICY",
+                        help="keep | last-milestone-only | delete-when-finished: what each "
+                             "trial keeps on disk (overrides the sweep file's `checkpoints`; "
+                             "trial ids do not change)")
 
 
 def main(argv: Sequence[str] | None = None) -> int:
     os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")  # keep TF's start-up chatter out
-    args = build_parser().parse_args(argv)
+    argv = list(sys.argv[1:] if argv is None else argv)
+    command = next((a for a in argv if not a.startswith("-")), None)
+    args = build_parser(launcher_options=command in (None, "run", "submit")).parse_args(argv)
     previous = _raise_on_sigterm()
     try:
         return COMMANDS[args.command](args)
@@ -159,12 +188,13 @@ def run_context(args: argparse.Namespace, absolute: bool = False):
 
 
 def cmd_plan(args: argparse.Namespace) -> int:
-    from suite.cli.tables import print_plan
+    from suite.cli.plan import print_plan
     from suite.sweep.loader import load_sweep
 
     sweep = load_sweep(args.sweep)
     print_plan(sweep, select_trials(sweep, None if args.trial_index is None
-                                    else [args.trial_index]), args.field)
+                                    else [args.trial_index]), args.field, fmt=args.format,
+               show_all=args.all)
     return 0
 
 
@@ -172,14 +202,14 @@ def cmd_run(args: argparse.Namespace) -> int:
     from suite.cli.preflight import prepare_sweep
     from suite.ranks.slurm_env import srun_step_size
     from suite.store import schema
-    from suite.sweep.loader import load_sweep
+    from suite.sweep.loader import load_sweep, with_checkpoints
 
     if srun_step_size() > 1:
         raise SpecError("command line", "run", f"`genbench run` was started as one of "
                         f"{srun_step_size()} srun tasks; it is one process per sweep and starts "
                         "a trial's ranks itself", "run it once in the batch script (see "
                         "slurm/sweep.sbatch), not under srun")
-    sweep = load_sweep(args.sweep)
+    sweep = with_checkpoints(load_sweep(args.sweep), args.checkpoints)
     trials = select_trials(sweep, args.trial_index)
     launcher = make_launcher(args.launcher, args)
     ctx = run_context(args, absolute=args.launcher != "local")
@@ -187,7 +217,9 @@ def cmd_run(args: argparse.Namespace) -> int:
     from suite.machine.threads import configure_threads_from_env
 
     configure_threads_from_env()  # before the first TensorFlow op (preflight's backbones)
-    prepare_sweep(sweep, trials, ctx)
+    from suite.cli.progress import announce
+
+    prepare_sweep(sweep, trials, ctx, announce=announce)
     if args.preflight_only:
         return 0
     from suite.cli.progress import RichProgress
@@ -209,22 +241,19 @@ def cmd_run(args: argparse.Namespace) -> int:
 def cmd_submit(args: argparse.Namespace) -> int:
     from suite.cli.preflight import prepare_sweep
     from suite.store.results import sweep_dir
-    from suite.sweep.loader import load_sweep
+    from suite.sweep.loader import load_sweep, with_checkpoints
 
-    sweep = load_sweep(args.sweep)
+    sweep = with_checkpoints(load_sweep(args.sweep), args.checkpoints)
     trials = select_trials(sweep, args.trial_index)
     launcher = make_launcher("slurm", args)
     ctx = run_context(args, absolute=True)
     launcher.check(trials)
     prepare_sweep(sweep, trials, ctx)
-    submitted = launcher.submit(trials, ctx)
-    for s in submitted:
+    submission = launcher.submit(trials, ctx)
+    for s in submission.jobs:
         print(f"{s.job_id}\ttrial {s.trial_index} {s.trial_id} workers={s.workers}")
-    skipped = len(trials) - len(submitted)
-    print(f"genbench: submitted {len(submitted)} trial(s)"
-          + (f", skipped {skipped} finished" if skipped else "")
-          + f"; logs in {submitted[0].log_folder if submitted else '-'}; "
-          f"follow with: genbench status {sweep_dir(ctx.out, sweep.name)}", file=sys.stderr)
+    print(f"genbench: {submission.describe()}; follow with: genbench status "
+          f"{sweep_dir(ctx.out, sweep.name)}", file=sys.stderr)
     return 0
 
 
@@ -232,7 +261,7 @@ def cmd_show(args: argparse.Namespace) -> int:
     from suite.cli.tables import print_results
 
     for d in _existing_dirs(args.dirs, "give a sweep directory, e.g. results/smoke"):
-        print_results(d)
+        print_results(d, show_all=args.all)
     return 0
 
 
@@ -240,7 +269,19 @@ def cmd_status(args: argparse.Namespace) -> int:
     from suite.cli.tables import print_status
 
     for d in _existing_dirs(args.dirs, "give a sweep directory, e.g. results/smoke"):
-        print_status(d)
+        print_status(d, show_all=args.all)
+    return 0
+
+
+def cmd_collect(args: argparse.Namespace) -> int:
+    from suite.cli.collect import collect_sweep, default_out
+
+    dirs = _existing_dirs(args.dirs, "give a sweep directory, e.g. results/smoke")
+    done = collect_sweep(dirs, Path(args.out) if args.out else default_out(dirs))
+    print(f"genbench: wrote {done.rows:,} rows of {done.trials:,} trials to {done.out} "
+          f"({done.files} files, hive-partitioned by model); read it with "
+          f"pandas.read_parquet({str(done.out)!r})", file=sys.stderr)
+    print(done.out)
     return 0
 
 
@@ -253,7 +294,10 @@ def cmd_report(args: argparse.Namespace) -> int:
         formats = normalize_formats(args.format.split(","))
     except ValueError as exc:
         raise SpecError("command line", "--format", str(exc)) from None
-    for path in write_report(dirs, Path(args.out), formats):
+    if args.aggregate_above < 0:
+        raise SpecError("command line", "--aggregate-above", f"must be 0 or more, got "
+                        f"{args.aggregate_above}", "e.g. --aggregate-above 64")
+    for path in write_report(dirs, Path(args.out), formats, aggregate_above=args.aggregate_above):
         print(path)
     return 0
 
@@ -266,7 +310,7 @@ def _existing_dirs(dirs: Sequence[str], fix: str) -> list[Path]:
 
 
 COMMANDS = {"plan": cmd_plan, "run": cmd_run, "show": cmd_show, "report": cmd_report,
-            "submit": cmd_submit, "status": cmd_status}
+            "submit": cmd_submit, "status": cmd_status, "collect": cmd_collect}
 
 if __name__ == "__main__":
     sys.exit(main())

@@ -60,6 +60,20 @@ def prepare_sweep(sweep: SweepSpec, trials: Sequence[Trial], ctx: RunContext,
         n = len(datasets[t.dataset].x_train)
         check_batch_fill(t, min(n, t.max_train_images or n), sweep.source)
     prepare_eval(trials, datasets, ctx.inception_weights, sweep.source, announce)
+    write_hparams_experiment(sweep, ctx)
+
+
+def write_hparams_experiment(sweep: SweepSpec, ctx: RunContext) -> None:
+    """TensorBoard's HParams experiment of the whole sweep (whatever trials run now), once,
+    before any trial, so every launcher's trials join the same one."""
+    from suite.artifacts.hparams import write_sweep_experiment
+    from suite.models import model_family
+    from suite.trial.columns import config_columns
+
+    write_sweep_experiment(sweep_dir(ctx.out, sweep.name),
+                           [config_columns(t) for t in sweep.trials],
+                           {model_family(t.model) for t in sweep.trials},
+                           {b for t in sweep.trials for b in t.eval.backbones})
 
 
 def absolute_path(path: str | None) -> str | None:

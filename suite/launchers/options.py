@@ -20,12 +20,25 @@ from suite.common.errors import SpecError
 
 
 def option(default: Any, help: str, flag: str | None = None, metavar: str | None = None,
-           cli: bool = True) -> Any:
-    """A dataclass field with the metadata the CLI needs (`cli=False`: API only)."""
-    metadata = {"help": help, "flag": flag, "metavar": metavar, "cli": cli}
+           cli: bool = True, choices: tuple[str, ...] = ()) -> Any:
+    """A dataclass field with the metadata the CLI needs (`cli=False`: API only;
+    `choices`: the only values allowed, checked by `check_choices`)."""
+    metadata = {"help": help, "flag": flag, "metavar": metavar, "cli": cli,
+                "choices": tuple(choices)}
     if isinstance(default, list | dict | set):
         raise TypeError("launcher options are frozen: use a tuple default")
     return dataclasses.field(default=default, metadata=metadata)
+
+
+def check_choices(options: Any, where: str) -> None:
+    """SpecError naming the field and the valid values if a field with `choices` holds
+    another value (call it from the options' __post_init__)."""
+    for field in dataclasses.fields(options):
+        choices = field.metadata.get("choices") or ()
+        value = getattr(options, field.name)
+        if choices and value not in choices:
+            raise SpecError(where, field.name, f"unknown value {str(value)[:40]!r}",
+                            f"use one of: {', '.join(choices)}")
 
 
 def flag_of(field: dataclasses.Field) -> str:
@@ -59,7 +72,9 @@ def add_launcher_arguments(parser: argparse.ArgumentParser,
                 continue
             base = _base_type(kind)
             default = "" if field.default in (None, (), False) else f" (default: {field.default})"
-            help_text = field.metadata.get("help", "") + default
+            choices = field.metadata.get("choices") or ()
+            help_text = field.metadata.get("help", "") + (
+                f"; one of {', '.join(choices)}" if choices else "") + default
             dest = field.name
             if base is bool:
                 group.add_argument(flag, dest=dest, action="store_true", default=None,

@@ -41,7 +41,7 @@ from typing import Any
 from suite.common.errors import GenbenchError, SpecError
 from suite.common.events import EPOCH_END, Event
 from suite.launchers.base import Launcher, TrialTracker
-from suite.launchers.options import option
+from suite.launchers.options import check_choices, option
 from suite.machine.cores import usable_cores
 from suite.machine.threads import THREADS_ENV, configure_threads_from_env
 from suite.store import schema
@@ -55,6 +55,8 @@ from suite.trial.run import run_trial
 RAY_EXTRA = "pip install 'genbench[ray]'"
 TRIAL_KEY = "genbench_trial_index"  # the one axis of the Tune grid
 LOSSES_KEY = "losses"  # Tune result: {"epoch": 3, "losses": {"loss_g": ...}} ("losses/loss_g")
+PLACEMENT_STRATEGIES = ("PACK", "SPREAD", "STRICT_PACK", "STRICT_SPREAD")  # Ray's
+TUNE_NO_AUTO_LOGGERS = "TUNE_DISABLE_AUTO_CALLBACK_LOGGERS"  # read by Tune's setup
 TUNE_DIR = "ray"  # <out>/<sweep>/ray/<experiment>/: Tune's own results and logs
 # Forwarded to every Ray worker: on a cluster they do not inherit this shell's environment.
 FORWARDED_ENV_PREFIXES = ("GENBENCH_", "TF_CPP_", "KERAS_")
@@ -72,9 +74,13 @@ class RayTuneOptions:
     max_failures: int = option(1, "retries of a failing trial before it is recorded failed",
                                metavar="F")
     dashboard: bool = option(False, "start the Ray dashboard on 127.0.0.1 (embedded Ray)")
+    placement_strategy: str = option(
+        "PACK", "how a trial's bundles spread over Ray nodes (SPREAD/STRICT_SPREAD: one "
+        "rank per node)", metavar="S", choices=PLACEMENT_STRATEGIES)
 
     def __post_init__(self) -> None:
         where = "--launcher ray"
+        check_choices(self, where)
         if self.max_concurrent is not None and self.max_concurrent < 1:
             raise SpecError(where, "max_concurrent", f"must be >= 1, got {self.max_concurrent}")
         if not self.cpus_per_worker > 0:
@@ -161,7 +167,7 @@ class RayTuneLauncher(Launcher):
             workers = by_index[config[TRIAL_KEY]].workers
             return tune.PlacementGroupFactory(
                 placement_bundles(workers, opts.cpus_per_worker, opts.gpus_per_worker),
-                strategy="PACK")
+                strategy=opts.placement_strategy)
 
         def dirname(tune_trial) -> str:
             t = by_index[tune_trial.config[TRIAL_KEY]]
@@ -177,22 +183,42 @@ class RayTuneLauncher(Launcher):
             trainable,
             param_space={TRIAL_KEY: tune.grid_search(sorted(by_index))},
             tune_config=tune.TuneConfig(max_concurrent_trials=opts.max_concurrent,
-                                        reuse_actors=False,  # fresh TensorFlow per trial
+                                        # one TensorFlow import per worker, not per trial
+                                        # (run_trial clears Keras' session and reseeds)
+                                        reuse_actors=True,
                                         trial_name_creator=dirname,
                                         trial_dirname_creator=dirname),
             run_config=tune.RunConfig(
                 storage_path=str(storage),
                 name=time.strftime("tune-%Y%m%d-%H%M%S"),
                 failure_config=tune.FailureConfig(max_failures=opts.max_failures),
-                callbacks=[bridge], verbose=0))
-        with contextlib.redirect_stdout(sys.stderr):  # Tune's banner; stdout is for the table
-            grid = tuner.fit()
+                callbacks=[bridge, *_tune_loggers()], verbose=0))
+        with contextlib.redirect_stdout(sys.stderr), _env(TUNE_NO_AUTO_LOGGERS, "1"):
+            grid = tuner.fit()  # (Tune's banner to stderr: stdout is for the table)
         if grid.num_errors + grid.num_terminated < len(trials):
             raise KeyboardInterrupt  # Tune stopped early (Ctrl-C): the CLI says how to resume
         for result in grid:  # trials whose end the callback did not see
             t = by_index[result.config[TRIAL_KEY]]
             error = f"{type(result.error).__name__}: {result.error}" if result.error else ""
             tracker.end(t, problem=error or "the Ray Tune trial ended before the trial finished")
+
+
+def _tune_loggers() -> list:
+    """Tune's CSV and JSON files, not its TensorBoardX logger: its HParams experiment per
+    Tune trial would compete with the sweep's (genbench's trials write event files)."""
+    from ray.tune.logger import CSVLoggerCallback, JsonLoggerCallback
+
+    return [CSVLoggerCallback(), JsonLoggerCallback()]
+
+
+@contextlib.contextmanager
+def _env(name: str, value: str) -> Iterator[None]:
+    """`name=value` in this process's environment while Tune reads it."""
+    old, os.environ[name] = os.environ.get(name), value
+    try:
+        yield
+    finally:
+        os.environ.pop(name) if old is None else os.environ.update({name: old})
 
 
 def _event_bridge(by_index: dict[int, Trial], tracker: TrialTracker | None):

@@ -1,7 +1,10 @@
 """Slurm launcher: one job-array task per trial, through submitit.
 
 Trials are grouped by `workers` (the tasks of one array share their resource
-request) and each group becomes one `executor.map_array` job array. A trial
+request) and each group becomes `executor.map_array` job arrays that fit the
+cluster's MaxArraySize, chained so that `--array-parallelism` bounds the whole
+submission (suite/launchers/slurm_arrays.py). A re-submission skips trials that
+are finished or still queued. A trial
 with `workers: N` asks for N Slurm tasks (one per Horovod rank) on
 ceil(N / workers_per_node) nodes; submitit's srun starts `SlurmTrialTask` in
 every task, which rendezvous by themselves (see
@@ -35,11 +38,18 @@ from suite.common.events import EventSink, ignore_event
 from suite.common.timestamps import utc_timestamp
 from suite.launchers.base import Launcher, TrialTracker
 from suite.launchers.options import option
+from suite.launchers.slurm_arrays import (
+    ArrayLimits,
+    count_queued_jobs,
+    plan_chunks,
+    read_array_limits,
+)
 from suite.launchers.slurm_jobs import (
     ACTIVE_STATES,
     LOGS_DIR,
     SLURM_DIR,
     SubmittedTrial,
+    latest_jobs,
     queue_states,
     record_jobs,
 )
@@ -60,7 +70,11 @@ class SlurmOptions:
     cpus_per_worker: int = option(1, "CPUs per worker", metavar="C")
     workers_per_node: int | None = option(None, "Horovod ranks per node (default: all of a "
                                                 "trial's on one node)", metavar="W")
-    array_parallelism: int = option(64, "array tasks running at once", metavar="K")
+    overcommit: bool = option(False, "let a node's ranks share its CPUs (sbatch --overcommit): "
+                                     "asks for N tasks on the nodes instead of W per node, for "
+                                     "nodes with fewer CPUs than ranks")
+    array_parallelism: int = option(64, "trials of one submission running at once, over all "
+                                        "its job arrays", metavar="K")
     account: str | None = option(None, "Slurm account")
     qos: str | None = option(None, "Slurm quality of service")
     mem_gb: float | None = option(None, "memory per node, GB", metavar="M")
@@ -76,6 +90,38 @@ class SlurmOptions:
 
 class SlurmError(GenbenchError):
     """Slurm or submitit is missing, or sbatch refused the jobs."""
+
+
+class QueueFullError(SlurmError):
+    """No free job slot under MaxJobCount."""
+
+
+@dataclasses.dataclass(frozen=True)
+class SlurmSubmission:
+    """What one `submit` did: the jobs it submitted and the trials it left alone."""
+
+    jobs: tuple[SubmittedTrial, ...]  # submitted now
+    queued: tuple[SubmittedTrial, ...] = ()  # skipped: an earlier job of theirs is queued
+    finished: int = 0  # skipped: finished in the store
+    deferred: tuple[str, ...] = ()  # trial ids not submitted: no free job slots
+    arrays: int = 0
+    limits: ArrayLimits = ArrayLimits()
+    log_folder: str = ""
+
+    def describe(self) -> str:
+        text = f"submitted {len(self.jobs)} trial(s)"
+        if self.jobs:
+            text += (f" as {self.arrays} job array(s) of at most {self.limits.tasks_per_array} "
+                     f"({self.limits.describe()})")
+        skipped = [f"{n} {what}" for n, what in ((self.finished, "finished"),
+                                                 (len(self.queued), "already queued")) if n]
+        if skipped:
+            text += f"; skipped {', '.join(skipped)}"
+        if self.deferred:
+            text += (f"; {len(self.deferred)} not submitted: the queue has no free job slot "
+                     f"under MaxJobCount={self.limits.max_job_count}; run the same command "
+                     "again when jobs have ended")
+        return text + f"; logs in {self.log_folder or '-'}"
 
 
 class TrialFailedError(RuntimeError):
@@ -147,62 +193,94 @@ class SlurmLauncher(Launcher):
     def check(self, trials: Iterable[Trial]) -> None:
         import_submitit()  # clear errors first: submitit and Slurm's commands are there
         check_slurm_commands()
+        if self.options.array_parallelism < 1:
+            raise SpecError("command line", "--array-parallelism",
+                            f"must be at least 1, got {self.options.array_parallelism}",
+                            "give the number of trials that may run at once, e.g. 64")
         for t in trials:
             node_layout(t.workers, self.options.workers_per_node)
 
     def submit(self, trials: Iterable[Trial], ctx: RunContext,
-               on_event: EventSink = ignore_event) -> list[SubmittedTrial]:
+               on_event: EventSink = ignore_event) -> SlurmSubmission:
         """Submit the unfinished trials as job arrays and return at once (finished trials
-        are reported skipped, as `launch` does)."""
+        are reported skipped, as `launch` does; queued ones are left to their jobs)."""
         trials = list(trials)
         self.check(trials)
-        return self._submit(TrialTracker(ctx, on_event).skip_finished(trials), ctx)
+        todo = TrialTracker(ctx, on_event).skip_finished(trials)
+        return dataclasses.replace(self._submit(todo, ctx), finished=len(trials) - len(todo))
 
-    def _submit(self, trials: list[Trial], ctx: RunContext) -> list[SubmittedTrial]:
+    def _submit(self, trials: list[Trial], ctx: RunContext) -> SlurmSubmission:
         submitit = import_submitit()
         if not trials:
-            return []
+            return SlurmSubmission(())
         ctx = dataclasses.replace(ctx, out=Path(ctx.out).resolve())  # tasks may start elsewhere
         sweep = trials[0].sweep
-        folder = Path(self.options.folder or sweep_dir(ctx.out, sweep) / SLURM_DIR / LOGS_DIR)
-        folder = folder.resolve()
+        directory = sweep_dir(ctx.out, sweep)
+        folder = Path(self.options.folder or directory / SLURM_DIR / LOGS_DIR).resolve()
+        queued = self._still_queued(trials, directory)
+        todo = sorted((t for t in trials if t.trial_id not in queued), key=lambda t: t.index)
+        limits = read_array_limits() if todo else ArrayLimits()
+        todo, deferred = _fit_job_count(todo, limits)
+        chunks = plan_chunks([t.workers for t in todo], limits.tasks_per_array,
+                             self.options.array_parallelism)
         task = SlurmTrialTask(ctx)
         submitted: list[SubmittedTrial] = []
-        groups: dict[int, list[Trial]] = {}
-        for t in sorted(trials, key=lambda t: t.index):
-            groups.setdefault(t.workers, []).append(t)
-        for workers, group in sorted(groups.items()):
-            executor = submitit.SlurmExecutor(folder=folder, python=sys.executable,
-                                              max_num_timeout=self.options.max_requeues)
-            executor.update_parameters(**self._parameters(sweep, workers))
-            try:
-                jobs = executor.map_array(task, group)
-            except Exception as exc:  # submitit wraps sbatch's message
-                raise SlurmError(f"sbatch refused the job array of {len(group)} trial(s) with "
-                                 f"workers={workers}: {exc}") from None
-            now = utc_timestamp()
-            submitted += [SubmittedTrial(t.trial_id, t.index, t.workers, t.milestones,
-                                         str(job.job_id), str(folder), now)
-                          for t, job in zip(group, jobs, strict=True)]
-        record_jobs(sweep_dir(ctx.out, sweep), submitted)
-        return submitted
+        array_ids: list[str] = []
+        try:
+            for chunk in chunks:
+                group = [todo[p] for p in chunk.positions]
+                after = None if chunk.after is None else array_ids[chunk.after]
+                executor = submitit.SlurmExecutor(folder=folder, python=sys.executable,
+                                                  max_num_timeout=self.options.max_requeues)
+                executor.update_parameters(**self._parameters(sweep, chunk.workers,
+                                                              chunk.parallelism, after))
+                try:
+                    jobs = executor.map_array(task, group)
+                except Exception as exc:  # submitit wraps sbatch's message
+                    raise SlurmError(f"sbatch refused the job array of {len(group)} trial(s) "
+                                     f"with workers={chunk.workers} ({limits.describe()}): "
+                                     f"{exc}") from None
+                array_ids.append(str(jobs[0].job_id).split("_")[0])
+                now = utc_timestamp()
+                submitted += [SubmittedTrial(t.trial_id, t.index, t.workers, t.milestones,
+                                             str(job.job_id), str(folder), now)
+                              for t, job in zip(group, jobs, strict=True)]
+        finally:  # what was submitted is recorded, even when a later array was refused
+            if submitted:
+                record_jobs(directory, submitted)
+        return SlurmSubmission(tuple(submitted), tuple(queued.values()),
+                               deferred=tuple(t.trial_id for t in deferred),
+                               arrays=len(chunks), limits=limits, log_folder=str(folder))
 
-    def _parameters(self, sweep: str, workers: int) -> dict[str, Any]:
+    def _still_queued(self, trials: list[Trial], directory: Path) -> dict[str, SubmittedTrial]:
+        """Trials whose latest recorded job is still pending or running."""
+        wanted = {t.trial_id for t in trials}
+        latest = {tid: job for tid, job in latest_jobs(directory).items() if tid in wanted}
+        states = queue_states(job.job_id for job in latest.values())
+        return {tid: job for tid, job in latest.items() if states.get(job.job_id) in ACTIVE_STATES}
+
+    def _parameters(self, sweep: str, workers: int, parallelism: int,
+                    after: str | None = None) -> dict[str, Any]:
         o = self.options
         nodes, per_node = node_layout(workers, o.workers_per_node)
         params: dict[str, Any] = {
             "job_name": f"genbench-{sweep}",
             "time": o.time_min,
             "nodes": nodes,
-            "ntasks_per_node": per_node,
             "cpus_per_task": o.cpus_per_worker,
-            "array_parallelism": o.array_parallelism,
+            "array_parallelism": parallelism,
             "setup": list(o.setup),
             # One rank failing must stop the others, which would wait in a collective.
             "srun_args": ["--kill-on-bad-exit=1"],
-            "additional_parameters": {"requeue": True},
+            "additional_parameters": {"requeue": True,
+                                      **({"dependency": f"afterany:{after}"} if after else {})},
             "stderr_to_stdout": True,
         }
+        if o.overcommit:  # Slurm refuses --ntasks-per-node above a node's CPUs, even with -O;
+            # -N M -n N -O places N/M tasks on each node (block distribution).
+            params["additional_parameters"].update(ntasks=workers, overcommit=True)
+        else:
+            params["ntasks_per_node"] = per_node
         if o.gpus_per_worker:
             params["gpus_per_node"] = o.gpus_per_worker * per_node
         for name in ("partition", "account", "qos"):
@@ -213,12 +291,23 @@ class SlurmLauncher(Launcher):
         return params
 
     def _start(self, trials: list[Trial], ctx: RunContext, tracker: TrialTracker) -> None:
-        """Submit, then wait; each trial ends when its job has left the queue."""
-        pending = {s.trial_id: s for s in self._submit(trials, ctx)}
+        """Submit, then follow every job (of every array, and those an earlier submission
+        queued); trials beyond MaxJobCount are submitted as jobs end. Each trial ends
+        when its job has left the queue."""
         by_id = {t.trial_id: t for t in trials}
-        for trial_id in pending:
-            tracker.start(by_id[trial_id])
-        while pending:
+        waiting, pending = list(trials), {}
+        while waiting or pending:
+            if waiting:
+                try:
+                    submission = self._submit(waiting, ctx)
+                except QueueFullError:
+                    if not pending:
+                        raise
+                else:
+                    for job in (*submission.jobs, *submission.queued):
+                        pending[job.trial_id] = job
+                        tracker.start(by_id[job.trial_id])
+                    waiting = [by_id[i] for i in submission.deferred]
             states = queue_states([s.job_id for s in pending.values()])
             for trial_id, job in list(pending.items()):
                 if states.get(job.job_id) not in ACTIVE_STATES:
@@ -226,5 +315,20 @@ class SlurmLauncher(Launcher):
                     tracker.end(by_id[trial_id],
                                 problem=f"the Slurm job {job.job_id} ended before the trial "
                                         f"finished; see its log in {job.log_folder}")
-            if pending:
+            if pending or waiting:
                 time.sleep(self.options.poll_s)
+
+
+def _fit_job_count(trials: list[Trial], limits: ArrayLimits) -> tuple[list[Trial], list[Trial]]:
+    """(the trials that fit in the free job slots, the rest); every array task is a job."""
+    if limits.max_job_count is None or not trials:
+        return trials, []
+    queued = count_queued_jobs()
+    if queued is None:
+        return trials, []
+    free = limits.max_job_count - queued
+    if free <= 0:
+        raise QueueFullError(f"Slurm holds {queued} jobs and MaxJobCount is "
+                             f"{limits.max_job_count}: no job can be submitted now\n"
+                             "  fix: run the same command again when jobs have ended")
+    return trials[:free], trials[free:]

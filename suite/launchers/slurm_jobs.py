@@ -62,6 +62,11 @@ def read_jobs(sweep_directory: Path) -> list[SubmittedTrial]:
         return []
 
 
+def latest_jobs(sweep_directory: Path) -> dict[str, SubmittedTrial]:
+    """Each trial's most recent job (jobs.json is in submission order)."""
+    return {job.trial_id: job for job in read_jobs(sweep_directory)}
+
+
 def queue_states(job_ids: Iterable[str]) -> dict[str, str]:
     """Slurm state of each job id (`123` or `123_4`): squeue while queued, then sacct
     where accounting is on, then `scontrol show job` (recently finished jobs);
@@ -75,19 +80,42 @@ def queue_states(job_ids: Iterable[str]) -> dict[str, str]:
         job, _, state = line.partition("|")
         states[job.strip()] = state.strip()
     rest = [j for j in ids if j not in states]
-    if rest:
-        out = _run(["sacct", "-n", "-P", "-X", "-o", "JobID,State", "-j", ",".join(rest)])
+    if rest:  # one query per array job, not per task: a sweep may hold thousands
+        out = _run(["sacct", "-n", "-P", "-X", "-o", "JobID,State", "-j",
+                    ",".join(_base_ids(rest))])
         for line in out.splitlines():
             job, _, state = line.partition("|")
             if job in rest:
                 states[job] = state.split()[0] if state else ""
-    for job in [j for j in ids if j not in states]:
-        out = _run(["scontrol", "show", "job", "-o", job])
-        for field in out.split():
-            if field.startswith("JobState="):
-                states[job] = field.split("=", 1)[1]
-                break
+    for base in _base_ids([j for j in ids if j not in states]):
+        states.update(_scontrol_states(_run(["scontrol", "show", "job", "-o", base])))
     return {j: states[j] for j in ids if j in states}
+
+
+def _scontrol_states(text: str) -> dict[str, str]:
+    """`123_4` (array task) or `123` -> JobState, from `scontrol show job -o` lines."""
+    states: dict[str, str] = {}
+    for line in text.splitlines():
+        fields = dict(f.split("=", 1) for f in line.split() if "=" in f)
+        state = fields.get("JobState", "")
+        task = fields.get("ArrayTaskId", "")
+        if task.isdigit() and fields.get("ArrayJobId"):
+            states[f"{fields['ArrayJobId']}_{task}"] = state
+        elif task and fields.get("ArrayJobId"):  # pending tasks in one record: 5-9%2 or 3,7
+            for index in _task_range(task):
+                states[f"{fields['ArrayJobId']}_{index}"] = state
+        elif fields.get("JobId"):
+            states[fields["JobId"]] = state
+    return states
+
+
+def _task_range(text: str) -> list[int]:
+    indices: list[int] = []
+    for part in text.split("%")[0].split(","):
+        low, _, high = part.partition("-")
+        if low.isdigit() and (not high or high.isdigit()):
+            indices += range(int(low), int(high or low) + 1)
+    return indices
 
 
 def _base_ids(ids: list[str]) -> list[str]:
@@ -101,3 +129,14 @@ def _run(command: list[str]) -> str:
     except (OSError, subprocess.TimeoutExpired):
         return ""
     return proc.stdout if proc.returncode == 0 else ""
+
+
+def describe_jobs(job_ids: list[str], states: dict[str, str]) -> str:
+    """One line: how many trial jobs, in how many arrays, in which Slurm states."""
+    counts: dict[str, int] = {}
+    for job in job_ids:
+        state = states.get(job, "left the queue")
+        counts[state] = counts.get(state, 0) + 1
+    parts = ", ".join(f"{n} {state}" for state, n in sorted(counts.items(), key=lambda x: -x[1]))
+    return (f"slurm: {len(job_ids)} trial job(s) in {len(_base_ids(job_ids))} job(s)/array(s): "
+            f"{parts}")

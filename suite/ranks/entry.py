@@ -17,9 +17,11 @@ import sys
 from collections.abc import Mapping, MutableMapping
 from pathlib import Path
 
+from suite.common.errors import GenbenchError
 from suite.machine.threads import configure_threads_from_env
 from suite.ranks import slurm_env
-from suite.ranks.env import address_towards, interface_of
+from suite.ranks.core_binding import describe_cores
+from suite.ranks.network import check_rank_network, choose_interface, host_name
 from suite.sweep.spec import Trial
 from suite.training.replicas import Replicas, SingleReplica
 from suite.trial.context import RunContext, TrialResult
@@ -84,8 +86,10 @@ def start_replicas(rendezvous_dir: str | Path | None = None,
     from suite.training.horovod import HorovodReplicas
 
     if how == STARTED_BY_SPAWNER:
+        check_rank_network(host_name(), env.get("HOROVOD_GLOO_IFACE", ""))
         return HorovodReplicas.start()
     published = join_srun_step(rendezvous_dir, env)
+    check_rank_network(host_name(), env.get("HOROVOD_GLOO_IFACE", ""))
     replicas = HorovodReplicas.start()
     # hvd.init() returned, so every rank has read the file: it has done its job.
     if published is not None:
@@ -111,7 +115,7 @@ def join_srun_step(rendezvous_dir: str | Path | None,
         published = path
     else:
         addr, port = slurm_env.wait_for_rendezvous(path, slurm_env.rendezvous_timeout(env))
-    iface = interface_of(addr if addr.startswith("127.") else address_towards(addr), env)
+    iface = choose_interface(addr, env)
     env.update(slurm_env.slurm_rank_env(env, addr, port, iface))
     log.info("srun task %s: Horovod rendezvous at %s:%s via %s", env.get("SLURM_PROCID"),
              addr, port, iface)
@@ -126,15 +130,68 @@ def run_rank(trial: Trial, ctx: RunContext) -> TrialResult:
 
     # Before any TensorFlow op. Under srun the ranks rendezvous through a file
     # in the trial directory, which every node of the job sees.
-    replicas = start_replicas(rendezvous_dir=trial_dir(ctx.out, trial.sweep, trial.trial_id))
+    try:
+        replicas = start_replicas(rendezvous_dir=trial_dir(ctx.out, trial.sweep, trial.trial_id))
+    except GenbenchError as e:  # e.g. this host's network would crash Gloo
+        return record_start_failure(trial, ctx, str(e))
     configure_threads_from_env()
+    if replicas.info.size > 1:
+        print(describe_placement(replicas.info.rank, replicas.info.size), flush=True)
     from suite.trial.run import run_trial
 
     result = run_trial(trial, ctx, replicas=replicas)
+    if result.status == "failed" and replicas.info.rank == 0 and result.error:
+        result = name_lost_hosts(trial, ctx, result)
     print(f"rank {replicas.info.rank}/{replicas.info.size}: trial {trial.trial_id} {result.status}"
           f" weights={result.weights_digest or '-'}"
           + (f": {result.error}" if result.error else ""), flush=True)
     return result
+
+
+def describe_placement(rank: int, size: int, env: Mapping[str, str] = os.environ) -> str:
+    """One line saying where this rank runs and how it reaches the others (its log's
+    first line; the multi-node tests read it): host, local rank, cores, rendezvous, interface."""
+    cores = describe_cores(sorted(os.sched_getaffinity(0)))
+    return (f"rank {rank}/{size} placement: host={host_name()} "
+            f"local_rank={env.get('HOROVOD_LOCAL_RANK', '?')}/{env.get('HOROVOD_LOCAL_SIZE', '?')} "
+            f"cross_rank={env.get('HOROVOD_CROSS_RANK', '?')}/{env.get('HOROVOD_CROSS_SIZE', '?')} "
+            f"cores={cores} rendezvous={env.get('HOROVOD_GLOO_RENDEZVOUS_ADDR', '?')}:"
+            f"{env.get('HOROVOD_GLOO_RENDEZVOUS_PORT', '?')} "
+            f"iface={env.get('HOROVOD_GLOO_IFACE') or '-'}")
+
+
+def name_lost_hosts(trial: Trial, ctx: RunContext, result: TrialResult) -> TrialResult:
+    """Put the lost hosts' names in the failed row when a peer's node went away mid-trial
+    (an srun step over several hosts): Horovod's own message names no host."""
+    message = slurm_env.lost_peer_message(result.error or "", os.environ) \
+        if slurm_env.srun_step_size(os.environ) > 1 else None
+    if message is None:
+        return result
+    from suite.store import schema
+    from suite.store.trial_store import TrialStore
+
+    store = TrialStore.of(ctx.out, trial)
+    rows = store.rows()
+    if rows and rows[-1].get(schema.STATUS) == schema.STATUS_FAILED:
+        rows[-1] = {**rows[-1], schema.ERROR: message}
+        store.write_rows(rows)
+    return dataclasses.replace(result, error=message)
+
+
+def record_start_failure(trial: Trial, ctx: RunContext, message: str) -> TrialResult:
+    """Record why this rank could not start as the trial's failure (no rank holds the
+    lease yet: none has passed hvd.init()), unless another process is training it."""
+    from suite.store import schema
+    from suite.store.trial_store import TrialStore
+    from suite.trial.columns import config_columns
+
+    store = TrialStore.of(ctx.out, trial)
+    if store.lease().live_holder() is None:
+        store.directory.mkdir(parents=True, exist_ok=True)
+        store.record_failure(config_columns(trial), message, message)
+    print(f"rank {os.environ.get('HOROVOD_RANK', '?')}: trial {trial.trial_id} failed: "
+          f"{message}", flush=True)
+    return TrialResult(trial.trial_id, schema.STATUS_FAILED, error=message)
 
 
 def main(argv: list[str] | None = None) -> int:

@@ -22,8 +22,8 @@ from suite.ranks.env import (
     RANK_PLACE_VARS,
     horovod_env,
     host_plan,
-    interface_of,
 )
+from suite.ranks.network import USER_IFACE_ENV, choose_interface
 
 LOCAL_HOST = "localhost"  # the plan's host name, as in `horovodrun -H localhost:N`
 
@@ -60,7 +60,9 @@ def run_local_command(argv: Sequence[str], workers: int, log_path: Path,
 
     plan = host_plan([(LOCAL_HOST, workers)])
     port = start_rendezvous(plan, bind_address=LOOPBACK)
-    iface = interface_of(LOOPBACK, env={})  # never $GENBENCH_GLOO_IFACE: loopback only
+    # The user's $HOROVOD_GLOO_IFACE if set (each rank checks it exists), else `lo`.
+    iface = choose_interface(LOOPBACK, {k: v for k, v in os.environ.items()
+                                        if k == USER_IFACE_ENV})
     base = {k: v for k, v in inherited_env().items() if k != RANK_CORES_ENV}
     blocks = split_cores(available_cores(), workers) if bind else None
     try:

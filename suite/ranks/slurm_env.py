@@ -172,3 +172,42 @@ def wait_for_rendezvous(path: Path, timeout_s: float, poll_s: float = 0.2) -> tu
                 f"{timeout_s:g} s (${RENDEZVOUS_TIMEOUT_ENV}); the directory must be on a "
                 "filesystem shared by all nodes of the job")
         time.sleep(poll_s)
+
+
+# What a rank sees when a peer's process or host goes away mid-collective: Horovod's
+# background loop stops (the Gloo read error with the peer's address goes to stderr only).
+PEER_LOSS_MARKERS = ("Horovod has been shut down", "HorovodInternalError",
+                     "Connection reset by peer", "Connection closed by peer", "Timed out")
+
+
+def other_step_hosts(env: Mapping[str, str]) -> dict[str, list[int]]:
+    """Host -> its ranks, for the hosts of this srun step other than this task's own."""
+    me = node_name(env)
+    hosts: dict[str, list[int]] = {}
+    for slot in step_plan(env):
+        if slot.hostname != me:
+            hosts.setdefault(slot.hostname, []).append(slot.rank)
+    return hosts
+
+
+def lost_peer_message(error: str, env: Mapping[str, str]) -> str | None:
+    """The failure message naming the hosts whose ranks this task lost, when `error` is a
+    collective that failed because a peer went away and the step spans hosts; else None.
+
+    The surviving task cannot tell from Horovod's exception which peer it was, but it
+    knows the plan: with its own host alive, the lost rank is on one of the others.
+    """
+    if not any(marker in error for marker in PEER_LOSS_MARKERS):
+        return None
+    try:
+        others = other_step_hosts(env)
+    except (RuntimeError, ValueError):
+        return None
+    if not others:
+        return None
+    named = ", ".join(f"{host} (rank{'s' if len(ranks) > 1 else ''} "
+                      f"{','.join(map(str, ranks))})" for host, ranks in others.items())
+    which = "host" if len(others) == 1 else "one of the hosts"
+    return (f"lost contact with {which} {named}: its ranks stopped answering in a collective "
+            f"(node down, killed or unreachable); {node_name(env)} stopped its ranks. "
+            f"Re-run to resume from the last checkpoint. Horovod said: {error[:300]}")

@@ -11,6 +11,7 @@ ResultFileError naming it. No TensorFlow here: `analysis` and the CLI's
 
 from __future__ import annotations
 
+import os
 from collections.abc import Iterable
 from pathlib import Path
 from typing import Any
@@ -54,22 +55,35 @@ def write_rows(path: Path, rows: Iterable[dict[str, Any]]) -> None:
     write_atomic(Path(path), lambda tmp: pq.write_table(table, tmp))
 
 
-def read_parquet_once(path: Path) -> pa.Table:
+def read_parquet_once(path: Path, columns: Iterable[str] | None = None) -> pa.Table:
     """The table of the file at `path`, read through ONE open handle.
 
     Writers replace result files by rename while runs go on; `pq.read_table(path)`
     opens the path more than once (footer, then pages), so a rename in between
     mixed two files' bytes ("Page was smaller than expected") in a quarter of reads
     under a busy writer. An open handle keeps reading the one file it opened.
+    `columns`: only those of them the file has (status needs 3 of ~150).
     """
     with open(path, "rb") as handle:
-        return pq.read_table(handle)
+        if columns is None:
+            return pq.read_table(handle)
+        parquet = pq.ParquetFile(handle)
+        names = set(parquet.schema_arrow.names)
+        return parquet.read(columns=[c for c in columns if c in names])
 
 
-def read_table(path: Path) -> pa.Table:
+def read_parquet_signed(path: Path) -> tuple[pa.Table, tuple[int, int, int]]:
+    """The file's table and the (inode, mtime_ns, size) of the very version read (fstat of
+    the one handle), the key suite.store.row_cache keeps it under."""
+    with open(path, "rb") as handle:
+        st = os.fstat(handle.fileno())
+        return pq.read_table(handle), (st.st_ino, st.st_mtime_ns, st.st_size)
+
+
+def read_table(path: Path, columns: Iterable[str] | None = None) -> pa.Table:
     """The file's table; ResultFileError (naming the file and a fix) when unreadable."""
     try:
-        return read_parquet_once(path)
+        return read_parquet_once(path, columns)
     except FileNotFoundError:
         raise
     except (OSError, ValueError, pa.ArrowException) as exc:
@@ -79,10 +93,11 @@ def read_table(path: Path) -> pa.Table:
             "trial; or move it away yourself") from None
 
 
-def read_rows(path: Path) -> list[dict[str, Any]]:
+def read_rows(path: Path, columns: Iterable[str] | None = None) -> list[dict[str, Any]]:
+    """Every row ([] when there is no file), or only `columns` of each (when present)."""
     if not Path(path).exists():
         return []
-    table = read_table(path)
+    table = read_table(path, columns)
     missing = {schema.EPOCH, schema.STATUS} - set(table.column_names)
     if missing:
         raise ResultFileError(f"{path}: not a genbench result file (no {sorted(missing)} "

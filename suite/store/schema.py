@@ -185,6 +185,8 @@ CAS_PROTOCOL = "cas_protocol"
 
 # --- environment ------------------------------------------------------------------
 HOSTNAME = "hostname"
+HOSTS = "hosts"  # sorted unique hostnames of all the trial's ranks, comma-separated
+NODES = "nodes"  # how many hosts the ranks ran on
 DEVICE = "device"
 TF_VERSION = "tf_version"
 KERAS_VERSION = "keras_version"
@@ -320,6 +322,8 @@ COLUMN_TYPES: dict[str, str] = {
     SAMPLES_PNG: "str",
     TRIAL_BYTES: "int",
     HOSTNAME: "str",
+    HOSTS: "str",
+    NODES: "int",
     DEVICE: "str",
     TF_VERSION: "str",
     KERAS_VERSION: "str",

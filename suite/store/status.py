@@ -4,18 +4,28 @@ Every trial directory is listed, whatever its files look like: its config
 comes from config.json, else from the config every result row carries, else
 from jobs.json; a damaged file shows as a state (`corrupt`) or a note, never as
 a crash or a missing line.
+
+Fast at 10,000 trials: each result file is read once, only the columns a state
+needs, and trial directories are read by a pool of threads (file reads and
+parquet decoding release the GIL).
 """
 
 from __future__ import annotations
 
 import json
+import os
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
 from suite.store import schema
-from suite.store.results import TRIALS_DIR, ResultFileError
+from suite.store.results import TRIALS_DIR, ResultFileError, read_rows
+from suite.store.states import STATE_CORRUPT, rows_to_state
 from suite.store.trial_store import TrialStore
+
+# The columns a trial's state and its config fallback need (of ~150 in a row).
+STATUS_COLUMNS = (schema.EPOCH, schema.STATUS, schema.CONFIG_JSON)
 
 
 @dataclass(frozen=True)
@@ -36,7 +46,15 @@ def sweep_status(directory: Path, jobs: list[Any] = ()) -> list[TrialStatus]:
     by_job = {j.trial_id: j for j in jobs}  # later submissions of a trial win
     trial_ids = sorted({p.name for p in (directory / TRIALS_DIR).glob("*") if p.is_dir()}
                        | set(by_job))
-    out = [_trial_status(directory, trial_id, by_job.get(trial_id)) for trial_id in trial_ids]
+
+    def status_of(trial_id: str) -> TrialStatus:
+        return _trial_status(directory, trial_id, by_job.get(trial_id))
+
+    if len(trial_ids) < 8:
+        out = [status_of(t) for t in trial_ids]
+    else:
+        with ThreadPoolExecutor(min(32, 4 * (os.cpu_count() or 1))) as pool:
+            out = list(pool.map(status_of, trial_ids))
     return sorted(out, key=lambda s: (s.index is None, s.index or 0, s.trial_id))
 
 
@@ -47,7 +65,7 @@ def _trial_status(directory: Path, trial_id: str, job: Any) -> TrialStatus:
     if config is None and (store.directory / "config.json").exists():
         notes.append("config.json unreadable")
     try:
-        rows = store.rows()
+        rows = read_rows(store.result_path, STATUS_COLUMNS)  # once: the state reuses them
     except ResultFileError:
         rows = None
         notes.append("result.parquet unreadable")
@@ -58,7 +76,13 @@ def _trial_status(directory: Path, trial_id: str, job: Any) -> TrialStatus:
                   "milestones": list(job.milestones)}
     config = config or {}
     milestones = tuple(int(m) for m in config.get("milestones") or ())
-    state = store.state(milestones) if milestones else _state_without_config(rows)
+    if not milestones:
+        state = _state_without_config(rows)
+    elif rows is None:
+        state = STATE_CORRUPT
+    else:  # what TrialStore.state says, without reading the file again
+        state = rows_to_state(((r[schema.EPOCH], r[schema.STATUS]) for r in rows), milestones,
+                              has_checkpoint=store.checkpoint_path.exists())
     done = [r[schema.EPOCH] for r in rows or () if r[schema.STATUS] == schema.STATUS_OK]
     return TrialStatus(trial_id=trial_id, index=_int(config.get("index")),
                        workers=_int(config.get("workers")), milestones=milestones, state=state,

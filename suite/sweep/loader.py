@@ -8,6 +8,7 @@ suite/sweep/yaml_reader.py.
 
 from __future__ import annotations
 
+import dataclasses
 import itertools
 import math
 from collections.abc import Mapping
@@ -24,6 +25,7 @@ from suite.sweep.spec import (
     MAX_NAME_CHARS,
     MAX_TRIALS,
     NAME_PATTERN,
+    POLICY_KEYS,
     TOP_LEVEL_KEYS,
     EvalSpec,
     SweepSpec,
@@ -98,7 +100,23 @@ def _fixed_axes(raw: Mapping, source: str) -> dict[str, Any]:
             raise SpecError(source, "fixed.dataset", "dataset is given twice",
                             "keep either the top-level `dataset` or `fixed.dataset`")
         checked["dataset"] = _validate_axis("dataset", raw["dataset"], source, "dataset")
+    for key in POLICY_KEYS:
+        if key in raw:
+            if key in fixed:
+                raise SpecError(source, f"fixed.{key}", f"{key} is given twice",
+                                f"keep either the top-level `{key}` or `fixed.{key}`")
+            checked[key] = _validate_axis(key, raw[key], source, key)
     return checked
+
+
+def with_checkpoints(sweep: SweepSpec, policy: str | None) -> SweepSpec:
+    """The sweep with every trial's checkpoint policy set to `policy` (the `--checkpoints`
+    flag; None leaves the sweep file's). Trial ids do not change."""
+    if policy is None:
+        return sweep
+    policy = _validate_axis("checkpoints", policy, "command line", "--checkpoints")
+    return dataclasses.replace(sweep, trials=tuple(dataclasses.replace(t, checkpoints=policy)
+                                                   for t in sweep.trials))
 
 
 def _grids(value: Any, source: str) -> list[tuple[str, dict[str, Any]]]:
@@ -123,6 +141,10 @@ def _grid_shape(grid: dict[str, Any], label: str, fixed: dict[str, Any],
     for axis, values in grid.items():
         field = join_field(label, axis)
         _check_axis_name(axis, source, field)
+        if axis in POLICY_KEYS:
+            raise SpecError(source, field, f"{axis} is a policy of the whole sweep, not an axis",
+                            f"give one value under fixed or at the top level, e.g. "
+                            f"`{axis}: {AXES[axis][1]}`")
         if axis in fixed:
             raise SpecError(source, field, "axis is in both grid and fixed (or top level)",
                             "keep it in one place")

@@ -15,6 +15,7 @@ one run for 20 epochs and writes rows at the milestones 5 and 20.
 from __future__ import annotations
 
 import dataclasses
+import functools
 import hashlib
 import json
 import re
@@ -26,10 +27,11 @@ from suite.common.errors import SpecError
 from suite.common.messages import quote
 from suite.models import MODELS, UPSAMPLERS
 from suite.models.precision import PRECISIONS
+from suite.store.disk import CHECKPOINT_POLICIES, KEEP
 from suite.sweep import values as sv
 from suite.training.batch_rule import batch_fill_problem
 
-TOP_LEVEL_KEYS = ("name", "dataset", "grid", "fixed", "eval", "description")
+TOP_LEVEL_KEYS = ("name", "dataset", "grid", "fixed", "eval", "description", "checkpoints")
 LR_SCALINGS = ("none", "linear", "sqrt")
 # One safe path component (results go to <out>/<name>/): no '/', never '.' or '..'.
 NAME_PATTERN = re.compile(r"[A-Za-z0-9][A-Za-z0-9_.-]*\Z")
@@ -78,9 +80,13 @@ class Trial:
     depth: int = 1  # stride-1 blocks of the generator/decoder (the tutorial network: 1)
     width: float = 1.0  # channel-width multiplier of every network (the tutorial: 1.0)
     beta1: float = 0.9  # Adam's first-moment decay (tutorials 0.9, DCGAN paper 0.5)
+    # What the trial keeps on disk (suite/store/disk.py): never part of the trial id, so
+    # a sweep can change it (or `--checkpoints` override it) and keep its results.
+    checkpoints: str = KEEP
 
-    @property
+    @functools.cached_property
     def trial_id(self) -> str:
+        """Hashed once per Trial (a 10,000-trial plan asks for every id, some twice)."""
         return trial_id(self)
 
     @property
@@ -95,9 +101,14 @@ class Trial:
 
     def config(self) -> dict[str, Any]:
         """The resolved configuration that identifies the trial (no sweep name/index)."""
-        d = dataclasses.asdict(self)
+        # Shallow field copies, not dataclasses.asdict (its deep copy was most of a big
+        # plan's time); the JSON, hence every trial id, is the same.
+        d = {f.name: getattr(self, f.name) for f in _TRIAL_FIELDS}
+        d["eval"] = {f.name: getattr(self.eval, f.name) for f in dataclasses.fields(EvalSpec)}
         d.pop("sweep")
         d.pop("index")
+        for key in POLICY_KEYS:
+            d.pop(key)
         d["milestones"] = list(self.milestones)
         d["eval"]["backbones"] = list(self.eval.backbones)
         if not self.eval.cas:  # the default leaves trial ids as they were before the key
@@ -116,6 +127,9 @@ class Trial:
         d["milestones"] = tuple(d["milestones"])
         d["eval"] = EvalSpec(**{**d["eval"], "backbones": tuple(d["eval"]["backbones"])})
         return cls(**d)
+
+
+_TRIAL_FIELDS = dataclasses.fields(Trial)
 
 
 @dataclass(frozen=True)
@@ -161,9 +175,12 @@ AXES: dict[str, tuple[Callable[[Any], Any], Any]] = {
     "depth": (sv.whole_number(0, MAX_DEPTH), 1),
     "width": (sv.number_between(*WIDTH_RANGE), 1.0),
     "beta1": (sv.number_between(0.0, 1.0, high_open=True), 0.9),
+    "checkpoints": (sv.one_of(CHECKPOINT_POLICIES), KEEP),
 }
 # Axes that are not in the trial id at their default (see Trial.config).
 LATE_AXES: tuple[str, ...] = ("steps_per_call", "precision", "depth", "width", "beta1")
+# Policies: one value per sweep (top level or fixed, never grid), never in the trial id.
+POLICY_KEYS: tuple[str, ...] = ("checkpoints",)
 
 EVAL_FIELDS: dict[str, Callable[[Any], Any]] = {
     "n_samples": sv.eval_samples,

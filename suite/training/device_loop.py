@@ -38,20 +38,28 @@ class CallResult:
 class DeviceLoop:
     """`run(iterator, steps)`: train `steps` steps in one compiled call."""
 
-    def __init__(self, model: GenerativeModel, replicas: Replicas) -> None:
+    def __init__(self, model: GenerativeModel, replicas: Replicas,
+                 jit_compile: bool = False) -> None:
         self.names = tuple(model.loss_names)
         self._model, self._replicas = model, replicas
+        reduce = replicas.average_gradients
+        # XLA compiles the step (forward, backward, collective, optimiser update), not the
+        # loop around it: the dataset iterator's ops cannot be compiled.
+        self._train_batch = tf.function(
+            lambda images, labels: model.train_batch(images, labels, reduce),
+            jit_compile=True) if jit_compile else (
+            lambda images, labels: model.train_batch(images, labels, reduce))
         self._function = tf.function(self._steps)
 
     def _steps(self, iterator, n):
-        model, reduce, names = self._model, self._replicas.average_gradients, self.names
+        names, train_batch = self.names, self._train_batch
 
         def keep_going(i, finite, sums, last):
             return tf.logical_and(i < n, finite)
 
         def step(i, finite, sums, last):
             images, labels = iterator.get_next()
-            losses = model.train_batch(images, labels, reduce)
+            losses = train_batch(images, labels)
             values = [tf.reshape(tf.cast(losses[k], tf.float32), []) for k in names]
             ok = tf.reduce_all(tf.math.is_finite(tf.stack(values)))
             sums = [s + tf.cast(v, tf.float64) for s, v in zip(sums, values, strict=True)]

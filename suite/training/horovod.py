@@ -16,6 +16,7 @@ from __future__ import annotations
 
 import logging
 import os
+import socket
 import threading
 from collections.abc import Sequence
 from typing import Any
@@ -118,6 +119,10 @@ class HorovodReplicas:
         `horovod.tensorflow` 0.28 has no `barrier()` (only the PyTorch API does).
         """
         self._allreduce_scalar(0.0, self._hvd.Sum)
+
+    def allgather_hostnames(self) -> list[str]:
+        """One object allgather (eager): each rank's `socket.gethostname()`, rank order."""
+        return [str(h) for h in self._hvd.allgather_object(socket.gethostname())]
 
     def _allreduce_scalar(self, value: float, op: Any) -> float:
         import tensorflow as tf

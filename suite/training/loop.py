@@ -48,6 +48,9 @@ class TrainConfig:
     # time.perf_counter() when this process took up the trial: the first epoch's wall time
     # (epoch_wall_s) counts from here, so data and model setup cannot hide. None: train().
     started_at: float | None = None
+    # Checkpoint only after milestone epochs (policy last-milestone-only): fewer writes,
+    # and a resumed trial re-trains from its last milestone.
+    checkpoint_milestones_only: bool = False
 
 
 @dataclass(frozen=True)
@@ -135,7 +138,8 @@ def train(model: GenerativeModel, x: np.ndarray, y: np.ndarray | None, config: T
         epoch_started = time.perf_counter()  # the next epoch's wall includes this checkpoint
         # After the milestone row: a crash in between re-trains the epoch and
         # rewrites its row, so no row is lost or duplicated.
-        if checkpoint_path is not None and info.rank == 0:
+        wanted = not config.checkpoint_milestones_only or epoch in config.milestones
+        if checkpoint_path is not None and info.rank == 0 and wanted:
             save_checkpoint(checkpoint_path, model, epoch, clock.state())
         replicas.barrier()
     return TrainOutcome(STATUS_OK, config.epochs, start_epoch,

@@ -8,6 +8,7 @@ lets single-process runs, unit tests and laptops work without either.
 
 from __future__ import annotations
 
+import socket
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 from typing import Protocol, runtime_checkable
@@ -68,6 +69,10 @@ class Replicas(Protocol):
         """Return only when every replica has reached this call."""
         ...
 
+    def allgather_hostnames(self) -> list[str]:
+        """Every replica's hostname, in rank order: the trial's placement, for its rows."""
+        ...
+
 
 @dataclass
 class SingleReplica:
@@ -96,3 +101,7 @@ class SingleReplica:
 
     def barrier(self) -> None:
         """Nobody to wait for."""
+
+    def allgather_hostnames(self) -> list[str]:
+        """Only this host."""
+        return [socket.gethostname()]

@@ -26,6 +26,7 @@ from suite.common.timestamps import utc_timestamp
 from suite.data.catalog import ImageData, load_dataset
 from suite.machine.description import describe_environment
 from suite.store import schema
+from suite.store.disk import LAST_MILESTONE_ONLY, apply_checkpoint_policy, directory_bytes
 from suite.store.states import STATE_BUSY, is_finished
 from suite.store.trial_store import TrialStore
 from suite.sweep.spec import Trial
@@ -121,7 +122,7 @@ class TrialRun:
         digest = ""
         self.started_at = time.perf_counter()  # the first epoch's wall time counts from here
         try:
-            self.environment = describe_environment()
+            self.environment = {**describe_environment(), **placement_columns(self.replicas)}
             if self.writer:
                 store.samples_dir.mkdir(parents=True, exist_ok=True)
                 store.write_config(trial_config_record(trial))
@@ -129,6 +130,8 @@ class TrialRun:
                 # Milestones already written survive; failed rows of earlier attempts do not.
                 self.rows = store.ok_rows()
             status, error, digest = self.train()
+            if self.writer:
+                self.settle_disk(status)
         except Exception as exc:  # recorded, and the sweep goes on
             if isinstance(exc, DiskFullError):
                 raise
@@ -144,6 +147,19 @@ class TrialRun:
     def write_row(self, row: dict[str, Any]) -> None:
         self.rows[row[schema.EPOCH]] = row
         if self.writer:
+            row[schema.TRIAL_BYTES] = directory_bytes(self.store.directory)
+            self.store.write_rows([self.rows[e] for e in sorted(self.rows)])
+
+    def settle_disk(self, status: str) -> None:
+        """A finished trial: apply its checkpoint policy, then give its last row the
+        trial's final bytes on disk."""
+        if not is_finished(status):
+            return
+        apply_checkpoint_policy(self.store, self.trial.checkpoints, status)
+        if self.rows:
+            last = max(self.rows)
+            self.rows[last] = {**self.rows[last],
+                               schema.TRIAL_BYTES: directory_bytes(self.store.directory)}
             self.store.write_rows([self.rows[e] for e in sorted(self.rows)])
 
     def train(self) -> tuple[str, str, str]:
@@ -213,13 +229,15 @@ class TrialRun:
 
         config = TrainConfig(epochs=trial.epochs, milestones=trial.milestones,
                              batch_size=trial.batch_size, seed=trial.seed,
-                             steps_per_call=trial.steps_per_call, started_at=self.started_at)
+                             steps_per_call=trial.steps_per_call, started_at=self.started_at,
+                             checkpoint_milestones_only=trial.checkpoints == LAST_MILESTONE_ONLY)
+        outcome = None
         try:
             outcome = train(model, x, y, config, checkpoint_path=self.store.checkpoint_path,
                             replicas=self.replicas, on_epoch=on_epoch, on_milestone=on_milestone)
         finally:
-            if summaries is not None:
-                summaries.close()
+            if summaries is not None:  # ends the trial's HParams session with its status
+                summaries.close(outcome.status if outcome else schema.STATUS_FAILED)
         if outcome.status == schema.STATUS_DIVERGED:
             first, last = outcome.nonfinite_steps or (None, None)
             self.write_row({**base, schema.EPOCH: outcome.epoch, schema.STATUS: outcome.status,
@@ -228,6 +246,12 @@ class TrialRun:
                             schema.NONFINITE_STEPS_FROM: first, schema.NONFINITE_STEPS_TO: last,
                             schema.TIMESTAMP: utc_timestamp()})
         return outcome.status, outcome.error, outcome.weights_digest
+
+
+def placement_columns(replicas: Any) -> dict[str, Any]:
+    """Where the trial's ranks ran (a collective: every rank calls it at the same point)."""
+    hosts = sorted(set(replicas.allgather_hostnames()))
+    return {schema.HOSTS: ",".join(hosts), schema.NODES: len(hosts)}
 
 
 def _oserror(exc: BaseException) -> OSError:

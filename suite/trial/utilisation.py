@@ -16,7 +16,6 @@ from dataclasses import dataclass
 from typing import Any
 
 from suite.machine.peak import Peak, machine_peak, utilisation_columns
-from suite.models.flops import eval_flops_per_image, training_flops_per_image
 
 
 @dataclass(frozen=True)
@@ -41,6 +40,8 @@ def _warn(what: str, exc: Exception) -> None:
 
 def count_eval_flops(backbones: Mapping[str, Any], image_shape: tuple[int, ...]) -> int | None:
     """The backbones' forward FLOPs per image, summed; None if none can be counted."""
+    from suite.models.flops import eval_flops_per_image  # Keras: only where a trial runs
+
     counts = []
     for backbone in backbones.values():
         try:
@@ -54,6 +55,8 @@ def count_eval_flops(backbones: Mapping[str, Any], image_shape: tuple[int, ...])
 def measure_utilisation(model: Any, backbones: Mapping[str, Any], image_shape: tuple[int, ...],
                         precision: str, workers: int) -> Utilisation:
     """Count the trial's FLOPs and find its device's peak (cached per machine)."""
+    from suite.models.flops import training_flops_per_image  # Keras: only where a trial runs
+
     try:
         flops = training_flops_per_image(model)
     except Exception as exc:  # e.g. a network with a layer the counter has no formula for

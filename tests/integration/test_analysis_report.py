@@ -16,6 +16,8 @@ import numpy as np
 import pandas as pd
 import pytest
 from PIL import Image
+from replicated_sweep import replicate_sweep
+from scipy import stats
 
 import analysis
 from analysis import plots
@@ -284,6 +286,7 @@ def test_report_from_smoke_sweep(smoke_report):
     assert "| dcgan |" in md and "| vae |" in md
     assert "nearest" in md and "transpose" in md
     assert "a scaling table needs at least two worker counts" in md
+    assert "## Trials" in md and "Aggregated report" not in md  # 4 trials: every one shown
     quality_tables = "at the final epoch" in md
     assert quality_tables or "No sample-quality metrics in these results" in md
     with Image.open(out / "figures" / "samples_00.png") as mosaic:
@@ -300,6 +303,49 @@ def test_html_report_is_self_contained(smoke_report):
     assert "url(" not in html_text and "@import" not in html_text
     n_images = len(re.findall(r"<img\b", html_text))
     assert n_images == len(assert_markdown_images_exist(smoke_report))
+
+
+# --- a big sweep: the aggregated report ------------------------------------------------------
+
+
+@pytest.mark.slow
+def test_big_sweep_report_aggregates(smoke_results, tmp_path):
+    """60 trials replicated from the real smoke rows (new ids, seeds, latent sizes), with
+    the threshold lowered to 16: grouped tables with t-intervals, samples of the best and
+    worst configurations only, images as files, no per-trial section."""
+    n = replicate_sweep(smoke_results, tmp_path / "results", seeds=5, latent_dims=[4, 8, 16])
+    assert n == 60
+    sweep, out = tmp_path / "results" / "big", tmp_path / "report"
+    write_report([sweep], out, ["md", "html", "latex"], aggregate_above=16)
+    md, html_text = (out / "report.md").read_text(), (out / "report.html").read_text()
+    assert "Aggregated report: 60 trials is more than 16" in md and "## Trials" not in md
+    # images linked, not inlined: the HTML stays small and every link is a file beside it
+    assert "data:image" not in html_text and len(html_text.encode()) < 120_000
+    srcs = re.findall(r'<img src="([^"]+)"', html_text)
+    assert srcs and all((out / s).is_file() for s in srcs)
+    assert any(s.endswith(".gif") for s in srcs)
+    # per-trial rows only in the CSV; the page names only the trials whose samples it shows
+    assert len(pd.read_csv(out / "tables" / "trials.csv")) == 60
+    assert len(set(re.findall(r"\br\d{5}\b", html_text))) <= 2 * 3 * 2  # 2 models x 2k
+
+    df = analysis.load_results(sweep)
+    final = analysis.select_rows(df, "final")
+    quality = analysis.available_metrics(df, analysis.QUALITY_METRICS, at_epoch="final")
+    metric = quality[0] if quality else schema.IMAGES_PER_SEC
+    keys = [schema.MODEL, schema.UPSAMPLING, schema.LATENT_DIM]
+    stats_ = final.groupby(keys)[metric].agg(["mean", "std", "count"]).reset_index()
+    assert len(pd.read_csv(out / "tables" / "configurations.csv")) == len(stats_) == 12
+    lower = metric != schema.IMAGES_PER_SEC and analysis.tables.better_is_lower(metric)
+    for model, rows in stats_.groupby(schema.MODEL):
+        best = rows.sort_values("mean", ascending=lower).iloc[0]
+        label = f"{model}/{best[schema.UPSAMPLING]} z={best[schema.LATENT_DIM]}"
+        low, high = stats.t.interval(0.95, best["count"] - 1, loc=best["mean"],
+                                     scale=best["std"] / np.sqrt(best["count"]))
+        cell = f"{best['mean']:.4g} [{low:.4g}, {high:.4g}]"
+        assert f"| {model} | best 1 | {label} | 5 | 5 | {cell} |" in md
+        assert f"| {model} | worst 1 |" in md
+    assert "95% t-interval across seeds" in md
+    assert (out / "figures" / "extremes_dcgan.png").is_file()
 
 
 # --- headless Chromium -----------------------------------------------------------------------

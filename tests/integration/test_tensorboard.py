@@ -99,3 +99,52 @@ def test_every_trial_writes_a_gif_of_its_grids(tb_run):
             last = np.asarray(im.convert("L"))
         png = np.asarray(Image.open(sample_path(row)))
         assert np.array_equal(last[:png.shape[0]], png)  # exact greys, label strip below
+
+
+def read_hparams(directory) -> dict[str, object]:
+    """The HParams plugin's data of one run, parsed, as TensorBoard's accumulator reads it."""
+    from tensorboard.backend.event_processing.event_accumulator import EventAccumulator
+    from tensorboard.plugins.hparams import metadata
+
+    acc = EventAccumulator(str(directory))
+    acc.Reload()
+    parse = {metadata.EXPERIMENT_TAG: metadata.parse_experiment_plugin_data,
+             metadata.SESSION_START_INFO_TAG: metadata.parse_session_start_info_plugin_data,
+             metadata.SESSION_END_INFO_TAG: metadata.parse_session_end_info_plugin_data}
+    content = acc.PluginTagToContent(metadata.PLUGIN_NAME)
+    return {tag: parse[tag](data) for tag, data in content.items()} | {
+        "tensors": acc.Tags()["tensors"]}
+
+
+def test_the_sweep_is_one_hparams_experiment_with_a_session_per_trial(tb_run, data_dir):
+    from tensorboard.plugins.hparams import api_pb2, metadata
+
+    from suite.artifacts.hparams import EXPERIMENT_FILE
+
+    sweep = tb_run / "tb"
+    df = load_results(sweep)
+    experiment = read_hparams(sweep)[metadata.EXPERIMENT_TAG]
+    (axis,) = experiment.hparam_infos  # the one axis that varies in SWEEP
+    assert axis.name == schema.MODEL
+    assert [v.string_value for v in axis.domain_discrete.values] == ["cvae", "dcgan"]
+    metrics = [m.name.tag for m in experiment.metric_infos]
+    written = set()
+    for run in sweep.glob(f"trials/*/{TENSORBOARD_DIR}/*"):
+        data = read_hparams(run)
+        written |= set(data["tensors"])
+        row = df[df[schema.TRIAL_ID] == run.parent.parent.name].iloc[-1]
+        start = data[metadata.SESSION_START_INFO_TAG]
+        assert start.group_name == row[schema.TRIAL_ID]
+        for column in (schema.MODEL, schema.UPSAMPLING, schema.PRECISION):
+            assert start.hparams[column].string_value == row[column]
+        for column in (schema.SEED, schema.LATENT_DIM, schema.EPOCHS, schema.LR):
+            assert start.hparams[column].number_value == pytest.approx(row[column])
+        assert data[metadata.SESSION_END_INFO_TAG].status == api_pb2.STATUS_SUCCESS
+    missing = set(metrics) - written
+    assert metrics and missing <= {"loss/loss_recon", "loss/loss_kl"}, missing
+    # A re-run (every trial skipped) leaves the one experiment file as it was.
+    before = (sweep / EXPERIMENT_FILE).read_bytes()
+    assert main(["run", str(tb_run.parent / "sweep.yaml"), "--out", str(tb_run),
+                 "--data-dir", str(data_dir), "--quiet"]) == 0
+    assert (sweep / EXPERIMENT_FILE).read_bytes() == before
+    assert [p.name for p in sweep.glob("*tfevents*")] == [EXPERIMENT_FILE]

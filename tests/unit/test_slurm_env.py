@@ -16,6 +16,7 @@ from suite.ranks.env import Slot, horovod_env, host_plan
 from suite.ranks.slurm_env import (
     expand_hostlist,
     expand_tasks_per_node,
+    lost_peer_message,
     publish_rendezvous,
     rendezvous_address,
     rendezvous_file_path,
@@ -135,6 +136,18 @@ def test_one_node_step_rendezvous_on_loopback() -> None:
     one_node = {"SLURM_STEP_NUM_TASKS": "2", "SLURM_STEP_NODELIST": "vm",
                 "SLURM_STEP_TASKS_PER_NODE": "2", "SLURMD_NODENAME": "vm"}
     assert rendezvous_address(one_node) == "127.0.0.1"
+
+
+def test_a_lost_peer_is_named_by_its_host() -> None:
+    shut_down = "UnknownError: Graph execution error: ... Horovod has been shut down. This was"
+    on_n1 = {**TWO_NODE_STEP, "SLURMD_NODENAME": "n1", "SLURM_LOCALID": "0"}
+    message = lost_peer_message(shut_down, on_n1)
+    assert message is not None and "host n2 (ranks 2,3)" in message and "n1 stopped" in message
+    assert "Horovod has been shut down" in message  # the original error is kept
+    assert lost_peer_message("ValueError: loss is NaN", on_n1) is None  # not a lost peer
+    one_node = {"SLURM_STEP_NUM_TASKS": "2", "SLURM_STEP_NODELIST": "vm",
+                "SLURM_STEP_TASKS_PER_NODE": "2", "SLURMD_NODENAME": "vm"}
+    assert lost_peer_message(shut_down, one_node) is None  # no other host to name
 
 
 def test_horovod_env_carries_the_timeline() -> None:

@@ -1,0 +1,154 @@
+"""Store and analysis speed at cluster size: load_results, show, status, report on 10,000 trials.
+
+    .venv/bin/genbench run smoke --out /tmp/gb/smoke-results --data-dir ../shared/data
+    .venv/bin/python benchmarks/bench_store.py --source /tmp/gb/smoke-results/smoke
+
+Builds a synthetic sweep directory of `--trials` trials from the REAL trial
+directories of `--source` (any finished sweep): trial i is a copy of source
+trial i mod n under a new trial id, index and seed. Those three are rewritten
+consistently in result.parquet (trial_id, trial_index, seed, config_json) and
+config.json; every other value is the real row's. The rest of a trial's files
+(samples, checkpoint, TensorBoard events) are hard links, so 10,000 trials cost
+~40 kB of parquet each and no copies. The directory is kept for the next run
+(`--work`, rebuilt when --source or --trials differ).
+
+Then times, each in a fresh process as a user would run it: `analysis.load_results`,
+`genbench show`, `genbench status` and `genbench report`, and prints the load
+average (the machine is shared: say it with the figures). Targets on 2 cores:
+load_results and status 10 s each, show 5 s, report 60 s.
+"""
+
+from __future__ import annotations
+
+import argparse
+import hashlib
+import json
+import os
+import subprocess
+import sys
+import time
+from concurrent.futures import ThreadPoolExecutor
+from pathlib import Path
+
+import pyarrow as pa
+import pyarrow.parquet as pq
+
+sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
+
+from suite.store import schema  # noqa: E402
+from suite.store.results import RESULT_FILE, TRIALS_DIR, read_parquet_once  # noqa: E402
+
+CONFIG_FILE = "config.json"
+MARKER = "bench_store.json"
+TARGETS_S = {"load_results": 10.0, "show": 5.0, "status": 10.0, "report": 60.0}
+
+
+def new_trial_id(i: int) -> str:
+    return hashlib.sha256(f"bench-store-{i}".encode()).hexdigest()[:12]
+
+
+def build_sweep(source: Path, work: Path, trials: int) -> Path:
+    """`work`/<sweep name>/trials/<id>/ for `trials` copies of the source's trials."""
+    sources = sorted(p for p in (source / TRIALS_DIR).iterdir() if (p / RESULT_FILE).is_file())
+    if not sources:
+        sys.exit(f"bench_store: no {RESULT_FILE} under {source}/{TRIALS_DIR}; run a sweep "
+                 "first (see the module docstring)")
+    tables = [read_parquet_once(p / RESULT_FILE) for p in sources]
+    sweep = tables[0][schema.SWEEP][0].as_py()
+    out = work / sweep
+    stamp = {"source": str(source.resolve()), "trials": trials}
+    marker = work / MARKER
+    if marker.is_file() and json.loads(marker.read_text()) == stamp:
+        return out
+    if work.exists():
+        subprocess.run(["rm", "-rf", str(work)], check=True)
+    (out / TRIALS_DIR).mkdir(parents=True)
+    with ThreadPoolExecutor(8) as pool:
+        list(pool.map(lambda i: copy_trial(sources[i % len(sources)], tables[i % len(sources)],
+                                           out, i, len(sources)), range(trials)))
+    marker.write_text(json.dumps(stamp))
+    return out
+
+
+def copy_trial(src: Path, table: pa.Table, out: Path, i: int, n_sources: int) -> None:
+    trial_id, seed = new_trial_id(i), 1000 + i // n_sources
+    dst = out / TRIALS_DIR / trial_id
+    dst.mkdir()
+    for path in src.rglob("*"):
+        target = dst / path.relative_to(src)
+        if path.is_dir():
+            target.mkdir(exist_ok=True)
+        elif path.name not in (RESULT_FILE, CONFIG_FILE):
+            os.link(path, target)
+    ids = {schema.TRIAL_ID: trial_id, schema.TRIAL_INDEX: i, schema.SEED: seed}
+    for column, value in ids.items():
+        pos = table.schema.get_field_index(column)
+        table = table.set_column(pos, column, pa.array([value] * table.num_rows,
+                                                       table.schema.field(column).type))
+    configs = [_rewrite_config(c, trial_id, i, seed) for c in table[schema.CONFIG_JSON].to_pylist()]
+    pos = table.schema.get_field_index(schema.CONFIG_JSON)
+    table = table.set_column(pos, schema.CONFIG_JSON, pa.array(configs, pa.string()))
+    pq.write_table(table, dst / RESULT_FILE)
+    if (src / CONFIG_FILE).is_file():
+        config = json.loads((src / CONFIG_FILE).read_text())
+        (dst / CONFIG_FILE).write_text(json.dumps(_with_ids(config, trial_id, i, seed),
+                                                  indent=2, sort_keys=True) + "\n")
+
+
+def _rewrite_config(text: str | None, trial_id: str, index: int, seed: int) -> str | None:
+    if not text:
+        return text
+    return json.dumps(_with_ids(json.loads(text), trial_id, index, seed), sort_keys=True)
+
+
+def _with_ids(config: dict, trial_id: str, index: int, seed: int) -> dict:
+    config = dict(config)
+    config["index"], config["seed"] = index, seed
+    if "trial_id" in config:
+        config["trial_id"] = trial_id
+    return config
+
+
+def timed(label: str, argv: list[str]) -> float:
+    started = time.perf_counter()
+    done = subprocess.run(argv, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True)
+    seconds = time.perf_counter() - started
+    if done.returncode != 0:
+        print(f"{label}: exit {done.returncode}: {done.stderr.strip()[-400:]}", file=sys.stderr)
+    return seconds
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--source", type=Path, default=Path("results/smoke"),
+                        help="a finished sweep directory whose trials are replicated")
+    parser.add_argument("--trials", type=int, default=10_000)
+    parser.add_argument("--work", type=Path, default=Path("/tmp/genbench-bench-store"),
+                        help="where the synthetic sweep is built (kept for the next run)")
+    parser.add_argument("--skip", default="", help="comma-separated steps not to time")
+    args = parser.parse_args(argv)
+    started = time.perf_counter()
+    sweep = build_sweep(args.source, args.work, args.trials)
+    print(f"sweep: {sweep} ({args.trials:,} trials from {args.source}; built or reused in "
+          f"{time.perf_counter() - started:.1f} s)")
+    python, genbench = sys.executable, str(Path(sys.executable).with_name("genbench"))
+    steps = {
+        "load_results": [python, "-c", "import sys, analysis; "
+                         "print(len(analysis.load_results(sys.argv[1])))", str(sweep)],
+        "show": [genbench, "show", str(sweep)],
+        "status": [genbench, "status", str(sweep)],
+        "report": [genbench, "report", str(sweep), "--out", str(args.work / "report")],
+    }
+    for name, command in steps.items():
+        if name in args.skip.split(","):
+            continue
+        load = os.getloadavg()[0]
+        seconds = timed(name, command)
+        verdict = "ok" if seconds <= TARGETS_S[name] else "OVER"
+        print(f"{name:<13} {seconds:7.1f} s   (target {TARGETS_S[name]:.0f} s: {verdict}; "
+              f"load average before {load:.1f}, after {os.getloadavg()[0]:.1f})", flush=True)
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
