@@ -67,11 +67,10 @@ def plot_metric_vs_epoch(df: pd.DataFrame, metric: str, out: Path,
 
 
 def plot_throughput(df: pd.DataFrame, out: Path, at_epoch: int | str | None = "final",
-                    ok_only: bool = True) -> Path:
-    """Training images/s as grouped bars: model (and other varying design columns)
-    on the x axis, one bar per upsampling; error bars are the std over seeds."""
+                    ok_only: bool = True, metric: str = schema.IMAGES_PER_SEC) -> Path:
+    """Training images/s (or `metric`, e.g. MFU) as grouped bars: model (and other varying
+    design columns) on the x axis, one bar per upsampling; error bars: std over seeds."""
     data = select_rows(df, at_epoch, ok_only) if len(df) else df
-    metric = schema.IMAGES_PER_SEC
     data = data[data[metric].notna()] if metric in data else data.iloc[0:0]
     if data.empty:
         raise NoDataError(f"no values of {metric}")
@@ -94,8 +93,9 @@ def plot_throughput(df: pd.DataFrame, out: Path, at_epoch: int | str | None = "f
         yerr = np.nan_to_num(stds) if np.isfinite(stds).any() else None  # one seed: no bars
         ax.bar(x, means, width, yerr=yerr, capsize=3, label=v, color=colors[v])
     ax.set_xticks(np.arange(len(groups)), groups, rotation=20 if len(groups) > 4 else 0)
-    ax.set_ylabel("training images / s")
-    ax.set_title("throughput by model and upsampling")
+    ax.set_ylabel("training images / s" if metric == schema.IMAGES_PER_SEC else metric)
+    ax.set_title(f"{'throughput' if metric == schema.IMAGES_PER_SEC else metric} by model "
+                 "and upsampling")
     ax.grid(axis="y", alpha=0.3)
     ax.legend(title=schema.UPSAMPLING, fontsize="small")
     return _save(fig, out)

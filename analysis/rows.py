@@ -47,6 +47,7 @@ LOWER_IS_BETTER: dict[str, bool] = {
     schema.RECALL_INCEPTION_KERAS: False, schema.DENSITY_INCEPTION_KERAS: False,
     schema.COVERAGE_INCEPTION_KERAS: False, schema.INCEPTION_SCORE_KERAS: False,
     schema.IMAGES_PER_SEC: False, schema.IMAGES_PER_SEC_PER_WORKER: False,
+    schema.MFU: False, schema.ACHIEVED_TFLOPS: False,
     schema.LOSS_G: True, schema.LOSS_D: True, schema.LOSS_RECON: True, schema.LOSS_KL: True,
     schema.STEP_TIME_P50_MS: True, schema.STEP_TIME_P95_MS: True, schema.EPOCH_TIME_S: True,
 }

@@ -102,6 +102,26 @@ def throughput_section(df: pd.DataFrame, rows: list[str], place: Place) -> Secti
     section.add(Table(format_mean_std(table), caption))
     add_plot(section, lambda: plots.plot_throughput(df, place.figures / "throughput.png"),
              "Throughput by model and upsampling")
+    return add_utilisation(section, df, rows, place)
+
+
+def add_utilisation(section: Section, df: pd.DataFrame, rows: list[str],
+                    place: Place | None = None) -> Section:
+    """MFU beside images/s: how much of the machine the throughput used (rows carry it
+    since issue 20; older results have no such column and get no table)."""
+    if schema.MFU not in df or not df[schema.MFU].notna().any():
+        return section
+    table = compare(df, rows, [schema.UPSAMPLING], schema.MFU)
+    if table.empty:
+        return section
+    peaks = ", ".join(sorted(df[schema.PEAK_SOURCE].dropna().astype(str).unique())[:4])
+    section.add(Table(format_mean_std(table), "MFU (model FLOPs utilisation: achieved "
+                      "matmul FLOP/s / (peak x workers)), final epoch; "
+                      f"peak: {peaks or 'unknown'}"))
+    if place is not None:
+        add_plot(section, lambda: plots.plot_throughput(df, place.figures / "mfu.png",
+                                                        metric=schema.MFU),
+                 "MFU by model and upsampling")
     return section
 
 
