@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import numpy as np
 import pytest
+from standin_graph import build_standin_graph
 
 from suite.common.errors import GenbenchError
 from suite.data.catalog import load_dataset
@@ -103,8 +104,12 @@ def test_domain_backbone_refuses_unlabelled_data(tmp_path, mnist, eval_cache) ->
         check_eval_setup([make_trial(("domain",), dataset=name)], {name: data})
     with pytest.raises(GenbenchError, match=r"eval\.backbones.*no labels"):
         prepare_eval([make_trial(("domain",), dataset=name)], {name: data}, None, "s.yaml")
-    check_eval_setup([make_trial(("inception", "inception_keras"), dataset=name)], {name: data},
-                     "random")
+    # The backbones that need no labels accept it: Keras Inception (random weights) and the
+    # graph (a stand-in file with the standard interface).
+    check_eval_setup([make_trial(("inception_keras",), dataset=name)], {name: data}, "random")
+    standin = tmp_path / "standin.pb"
+    standin.write_bytes(build_standin_graph())
+    check_eval_setup([make_trial(("inception",), dataset=name)], {name: data}, str(standin))
 
 
 def test_unknown_backbone_is_named_with_the_known_ones(mnist) -> None:

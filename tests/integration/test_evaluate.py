@@ -6,6 +6,7 @@ import math
 
 import numpy as np
 import pytest
+from standin_graph import build_standin_graph
 
 from suite.metrics.backbones import domain
 from suite.metrics.backbones.registry import clear_backbone_cache, get_backbone, resolve_backbones
@@ -175,8 +176,11 @@ def test_inception_columns_with_random_weights(tmp_path, monkeypatch, mnist, bac
     monkeypatch.setenv("GENBENCH_OFFLINE", "1")
     trial = make_trial("cgan", n_samples=20, backbones=("domain", "inception", "inception_keras"),
                        batch_size=10)
+    standin = tmp_path / "standin.pb"  # the graph's interface with seeded weights
+    standin.write_bytes(build_standin_graph())
     built = {"domain": backbones["domain"],
-             **resolve_backbones(("inception", "inception_keras"), mnist, "random")}
+             **resolve_backbones(("inception",), mnist, str(standin)),
+             **resolve_backbones(("inception_keras",), mnist, "random")}
     row = evaluate_milestone(build_model(trial, mnist), mnist, trial, built, epoch=1)
     for column in INCEPTION | INCEPTION_KERAS | DOMAIN_COLUMNS | CONDITIONAL:
         assert math.isfinite(row[column]), column
@@ -186,11 +190,12 @@ def test_inception_columns_with_random_weights(tmp_path, monkeypatch, mnist, bac
     for column in (schema.PRECISION_INCEPTION, schema.RECALL_INCEPTION,
                    schema.PRECISION_INCEPTION_KERAS, schema.RECALL_INCEPTION_KERAS):
         assert 0 <= row[column] <= 1, column
-    assert row[schema.INCEPTION_WEIGHTS_ID] == row[schema.INCEPTION_KERAS_WEIGHTS_ID] == "random"
+    assert row[schema.INCEPTION_KERAS_WEIGHTS_ID] == "random"
+    assert row[schema.INCEPTION_WEIGHTS_ID].startswith("classify_image_graph_def.pb:")
     assert "inception: graph bilinear 299" in row[schema.RESIZE_METHOD]
     assert "inception_keras: tf.image.resize bilinear antialias 299x299" in row[
         schema.RESIZE_METHOD]
-    assert row[schema.FID_PROTOCOL].startswith("random stand-in graph sha256:")
+    assert row[schema.FID_PROTOCOL].startswith("classify_image_graph_def.pb sha256:")
     assert row[schema.FID_PROTOCOL].endswith(
         f"; graph bilinear 299; pool_3 2048-d; n_real=20; n_fake=20; split={mnist.eval_split}")
     assert row[schema.N_REAL] == row[schema.N_FAKE] == 20

@@ -105,8 +105,7 @@ def fix_hint() -> str:
     return (f"download {ARCHIVE_URL} and pass --inception-weights PATH (the .tgz, or the "
             f"{GRAPH_FILE} inside it), or put {GRAPH_FILE} into {cached_graph_path().parent}/ "
             "($GENBENCH_CACHE/inception); or drop inception from eval.backbones (`backbones: "
-            "[domain]` works offline); --inception-weights random runs the pipeline with a "
-            "meaningless random graph, for tests only")
+            "[domain]` works offline)")
 
 
 def graph_error(source: str, problem: str) -> GenbenchError:
