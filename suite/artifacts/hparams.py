@@ -36,8 +36,10 @@ AXIS_COLUMNS = (
 )
 # What a sweep of one trial shows (nothing varies).
 DEFAULT_AXES = (schema.MODEL, schema.UPSAMPLING, schema.LATENT_DIM, schema.SEED)
-# Session status by the status of a trial's last row; a diverged trial ended on purpose.
-SESSION_STATUS = {schema.STATUS_OK: "STATUS_SUCCESS", schema.STATUS_DIVERGED: "STATUS_ABORTED",
+# Session status by the status of a trial's last row. TensorBoard's Status enum has only
+# UNKNOWN, SUCCESS, FAILURE and RUNNING: a diverged trial did not finish training, so it
+# shows as a failure (its rows still say `diverged`).
+SESSION_STATUS = {schema.STATUS_OK: "STATUS_SUCCESS", schema.STATUS_DIVERGED: "STATUS_FAILURE",
                   schema.STATUS_FAILED: "STATUS_FAILURE"}
 
 

@@ -94,7 +94,8 @@ class TrialSummaries:
 
     def close(self, status: str = schema.STATUS_FAILED) -> None:
         """End the trial's HParams session with its status (ok, diverged, failed)."""
-        self._write_raw(session_end_summary(status))
+        self._guarded(lambda: self._tf.summary.experimental.write_raw_pb(
+            session_end_summary(status), step=0))  # built inside the guard: never fatal
         self._writer.close()
 
     def __enter__(self) -> TrialSummaries:

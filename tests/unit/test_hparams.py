@@ -68,3 +68,15 @@ def test_rewriting_is_idempotent_and_a_changed_sweep_replaces_it(tmp_path) -> No
     assert [p.name for p in tmp_path.iterdir()] == [EXPERIMENT_FILE]  # no temporary left
     seeds = read_experiment(tmp_path).hparam_infos[0].domain_discrete.values
     assert [v.number_value for v in seeds] == [0, 1, 2]
+
+
+def test_every_trial_status_has_a_session_status() -> None:
+    """Each row status maps to a value TensorBoard's Status enum really has."""
+    from tensorboard.plugins.hparams import api_pb2
+
+    from suite.artifacts.hparams import SESSION_STATUS, session_end_summary
+    from suite.store import schema
+
+    for status in (schema.STATUS_OK, schema.STATUS_DIVERGED, schema.STATUS_FAILED):
+        assert SESSION_STATUS[status] in api_pb2.Status.keys()
+        assert session_end_summary(status)
