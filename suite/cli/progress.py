@@ -72,7 +72,7 @@ class RichProgress:
                     verb = event.status
                 detail = f": {event.message}" if event.message else ""
                 text = f"{event.trial_id} {event.label} {verb}{detail}"
-                if self.plain:
+                if self.plain and not event.message:  # problems stay on stderr, as before
                     self.say(text)
                 else:
                     self.console.print(f"[{style}]{escape(text)}[/]", highlight=False,

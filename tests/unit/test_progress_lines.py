@@ -37,3 +37,12 @@ def test_announce_goes_to_the_log(capsys) -> None:
     announce("preparing the domain backbone for mnist (built once, then cached)")
     out = capsys.readouterr().out  # pytest's captured stdout is not a terminal
     assert re.match(r"^\[\d\d:\d\d:\d\d\] genbench: preparing the domain backbone", out)
+
+
+def test_a_failure_or_busy_skip_stays_on_stderr(capsys) -> None:
+    with RichProgress("demo", 1, plain=True, quiet=True) as progress:
+        progress.handle(Event(TRIAL_END, "abc123", "dcgan/transpose", status="failed",
+                              message="ValueError: boom"))
+    captured = capsys.readouterr()
+    assert "abc123 dcgan/transpose failed: ValueError: boom" in captured.err
+    assert "boom" not in captured.out
