@@ -17,12 +17,13 @@ from __future__ import annotations
 
 import dataclasses
 from abc import ABC, abstractmethod
-from collections.abc import Sequence
+from collections.abc import Collection, Sequence
 from typing import Any, ClassVar
 
 from suite.common.errors import SpecError
 from suite.common.events import TRIAL_END, TRIAL_SKIP, TRIAL_START, Event, EventSink, ignore_event
 from suite.store import schema
+from suite.store.lease import LeaseHolder
 from suite.store.states import STATE_BUSY, is_finished
 from suite.store.trial_store import TrialStore
 from suite.sweep.spec import Trial
@@ -68,12 +69,13 @@ class TrialTracker:
         self.on_event(event)
 
     def end(self, trial: Trial, problem: str = "", detail: str = "",
-            result: TrialResult | None = None) -> TrialResult:
+            result: TrialResult | None = None, lost_hosts: Collection[str] = ()) -> TrialResult:
         """The trial's processes are gone: its outcome, from `result` or the store.
 
         `problem` says why it may have died without a row (e.g. an exit code);
         it becomes the `failed` row when the store has neither a finished state
-        nor a failure of the trial's own.
+        nor a failure of the trial's own. A lease held on one of `lost_hosts` (hosts
+        the launcher knows died) is broken: its holder cannot record anything.
         """
         if trial.trial_id in self.results:
             return self.results[trial.trial_id]
@@ -85,7 +87,7 @@ class TrialTracker:
         if is_finished(state):
             outcome = TrialResult(trial.trial_id, state,
                                   weights_digest=result.weights_digest if result else "")
-        elif (holder := store.lease().live_holder()) is not None:
+        elif (holder := self.live_holder(trial, lost_hosts)) is not None:
             return self._skip(trial, TrialResult(
                 trial.trial_id, STATE_BUSY, skipped=True,
                 error=f"already being trained by {holder.describe()}"))
@@ -101,6 +103,15 @@ class TrialTracker:
                             epoch=max(store.ok_rows_or_empty(), default=0), epochs=trial.epochs,
                             status=outcome.status, message=outcome.error))
         return outcome
+
+    def live_holder(self, trial: Trial, lost_hosts: Collection[str] = ()) -> LeaseHolder | None:
+        """Who trains `trial` now; a lease held on a lost host is broken instead."""
+        lease = self.store(trial).lease()
+        holder = lease.live_holder()
+        if holder is not None and holder.host in lost_hosts:
+            lease.break_dead(holder)
+            return None
+        return holder
 
     def _skip(self, trial: Trial, result: TrialResult) -> TrialResult:
         self.results[trial.trial_id] = result

@@ -238,6 +238,8 @@ def _event_bridge(by_index: dict[int, Trial], tracker: TrialTracker | None):
 
         def on_trial_result(self, iteration, trials, trial, result, **info) -> None:
             t = by_index[trial.config[TRIAL_KEY]]
+            where[trial.trial_id] = (str(result.get("hostname") or ""),
+                                     str(result.get("node_ip") or ""))
             losses = {k: float(v) for k, v in result.get(LOSSES_KEY, {}).items()}
             if tracker is not None:
                 tracker.sink(Event(EPOCH_END, t.trial_id, trial_label(t),
@@ -248,12 +250,36 @@ def _event_bridge(by_index: dict[int, Trial], tracker: TrialTracker | None):
                 tracker.end(by_index[trial.config[TRIAL_KEY]],
                             problem="the Ray Tune trial ended before the trial finished")
 
-        def on_trial_error(self, iteration, trials, trial, **info) -> None:
-            if tracker is not None:
-                tracker.end(by_index[trial.config[TRIAL_KEY]],
-                            problem=f"Ray Tune trial {trial.trial_id} errored; see {trial.path}")
+        def on_trial_recover(self, iteration, trials, trial, **info) -> None:
+            if tracker is not None:  # Tune retries it: a lease its lost node held must go
+                tracker.live_holder(by_index[trial.config[TRIAL_KEY]], lost_ray_hosts())
 
+        def on_trial_error(self, iteration, trials, trial, **info) -> None:
+            if tracker is None:
+                return
+            lost = lost_ray_hosts()
+            host, address = where.get(trial.trial_id, ("", trial.node_ip or ""))
+            host = host or next((h for h, a in lost.items() if a == address), "")
+            problem = f"Ray Tune trial {trial.trial_id} errored; see {trial.path}"
+            if host in lost:  # the trial's own process died with its node: nobody recorded
+                problem = (f"the trial's Ray Tune process on host {host} ({address or lost[host]})"
+                           f" was lost: its Ray node died. Fix: check {host}; re-running the "
+                           "sweep resumes the trial from its last checkpoint")
+            tracker.end(by_index[trial.config[TRIAL_KEY]], problem=problem, lost_hosts=lost)
+
+    where: dict[str, tuple[str, str]] = {}  # Tune trial id -> its process's (hostname, IP)
     return EventBridge()
+
+
+def lost_ray_hosts() -> dict[str, str]:
+    """Hostname -> address of this Ray cluster's dead nodes that have no live node on the
+    same host (a node that was restarted is not lost)."""
+    import ray
+
+    nodes = ray.nodes()
+    alive = {n.get("NodeManagerHostname") for n in nodes if n.get("Alive")}
+    return {n["NodeManagerHostname"]: n.get("NodeManagerAddress", "") for n in nodes
+            if not n.get("Alive") and n.get("NodeManagerHostname") not in alive | {None, ""}}
 
 
 # --- in the Tune trial's process ---------------------------------------------------------

@@ -22,6 +22,8 @@ import heapq
 import subprocess
 from dataclasses import dataclass
 
+from suite.launchers.slurm_jobs import run_slurm_command
+
 DEFAULT_MAX_ARRAY_SIZE = 1001  # Slurm's default
 DEFAULT_MAX_JOB_COUNT = 10000
 
@@ -71,7 +73,7 @@ def parse_slurm_config(text: str) -> ArrayLimits:
 def read_array_limits() -> ArrayLimits:
     """The running cluster's limits, read at submit time (Slurm's defaults if scontrol
     cannot tell: sbatch's own refusal then names the limit)."""
-    return parse_slurm_config(_run(["scontrol", "show", "config"]))
+    return parse_slurm_config(run_slurm_command(["scontrol", "show", "config"], timeout_s=60))
 
 
 def count_queued_jobs() -> int | None:
@@ -152,11 +154,3 @@ def _whole(value: str | None) -> int | None:
         return None
     head = value.split()[0] if value.split() else ""
     return int(head) if head.isdigit() else None
-
-
-def _run(command: list[str]) -> str:
-    try:
-        proc = subprocess.run(command, capture_output=True, text=True, timeout=60)
-    except (OSError, subprocess.TimeoutExpired):
-        return ""
-    return proc.stdout if proc.returncode == 0 else ""

@@ -75,20 +75,21 @@ def queue_states(job_ids: Iterable[str]) -> dict[str, str]:
     if not ids:
         return {}
     states: dict[str, str] = {}
-    out = _run(["squeue", "-h", "--array", "-o", "%i|%T", "-j", ",".join(_base_ids(ids))])
+    out = run_slurm_command(["squeue", "-h", "--array", "-o", "%i|%T", "-j",
+                             ",".join(_base_ids(ids))])
     for line in out.splitlines():
         job, _, state = line.partition("|")
         states[job.strip()] = state.strip()
     rest = [j for j in ids if j not in states]
     if rest:  # one query per array job, not per task: a sweep may hold thousands
-        out = _run(["sacct", "-n", "-P", "-X", "-o", "JobID,State", "-j",
+        out = run_slurm_command(["sacct", "-n", "-P", "-X", "-o", "JobID,State", "-j",
                     ",".join(_base_ids(rest))])
         for line in out.splitlines():
             job, _, state = line.partition("|")
             if job in rest:
                 states[job] = state.split()[0] if state else ""
     for base in _base_ids([j for j in ids if j not in states]):
-        states.update(_scontrol_states(_run(["scontrol", "show", "job", "-o", base])))
+        states.update(_scontrol_states(run_slurm_command(["scontrol", "show", "job", "-o", base])))
     return {j: states[j] for j in ids if j in states}
 
 
@@ -122,10 +123,10 @@ def _base_ids(ids: list[str]) -> list[str]:
     return sorted({j.split("_")[0] for j in ids})
 
 
-def _run(command: list[str]) -> str:
+def run_slurm_command(command: list[str], timeout_s: float = 30) -> str:
     """stdout of a Slurm command, or "" when it fails (no accounting, job purged, ...)."""
     try:
-        proc = subprocess.run(command, capture_output=True, text=True, timeout=30)
+        proc = subprocess.run(command, capture_output=True, text=True, timeout=timeout_s)
     except (OSError, subprocess.TimeoutExpired):
         return ""
     return proc.stdout if proc.returncode == 0 else ""

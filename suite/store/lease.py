@@ -166,6 +166,11 @@ class TrialLease:
             self._take_over(holder)
         return False
 
+    def break_dead(self, holder: LeaseHolder) -> None:
+        """Remove `holder`'s lease, which the caller knows is dead though its heartbeat may
+        look fresh (e.g. Ray reported its node lost): a re-run need not wait out `ttl_s`."""
+        self._take_over(holder)
+
     def release(self) -> None:
         self._stop.set()
         if self._thread is not None:

@@ -131,6 +131,7 @@ def test_lost_node_fails_the_trial_naming_it_and_a_rerun_resumes(ray_nodes, tmp_
     finally:
         if driver.poll() is None:
             driver.kill()
+        cluster.restart(ray=True)  # node 2's slurmd and raylet again, also for later tests
     rows = load_results(out / "death", deduplicate=False)
     spanning = rows[rows[schema.WORKERS] == 2]
     failed = spanning[spanning[schema.STATUS] == schema.STATUS_FAILED]
@@ -140,7 +141,6 @@ def test_lost_node_fails_the_trial_naming_it_and_a_rerun_resumes(ray_nodes, tmp_
     other = rows[rows[schema.WORKERS] == 1]
     assert other[schema.STATUS].tolist() == [schema.STATUS_OK]  # the sweep went on
 
-    cluster.restart(ray=True)  # node 2's slurmd and raylet again
     proc = subprocess.run(argv, env=run_env(env), capture_output=True, text=True, timeout=900,
                           cwd=tmp_path)
     assert proc.returncode == 0, (proc.stdout + proc.stderr)[-3000:]
