@@ -17,7 +17,7 @@ from __future__ import annotations
 
 import dataclasses
 from abc import ABC, abstractmethod
-from collections.abc import Collection, Sequence
+from collections.abc import Callable, Sequence
 from typing import Any, ClassVar
 
 from suite.common.errors import SpecError
@@ -29,6 +29,9 @@ from suite.store.trial_store import TrialStore
 from suite.sweep.spec import Trial
 from suite.trial.columns import config_columns
 from suite.trial.context import RunContext, TrialResult, trial_label
+
+# Whether a lease's holder is known dead, by what the backend saw (see TrialTracker.end).
+HolderCheck = Callable[[LeaseHolder], bool] | None
 
 
 @dataclasses.dataclass(frozen=True)
@@ -69,13 +72,14 @@ class TrialTracker:
         self.on_event(event)
 
     def end(self, trial: Trial, problem: str = "", detail: str = "",
-            result: TrialResult | None = None, lost_hosts: Collection[str] = ()) -> TrialResult:
+            result: TrialResult | None = None, holder_dead: HolderCheck = None) -> TrialResult:
         """The trial's processes are gone: its outcome, from `result` or the store.
 
         `problem` says why it may have died without a row (e.g. an exit code);
         it becomes the `failed` row when the store has neither a finished state
-        nor a failure of the trial's own. A lease held on one of `lost_hosts` (hosts
-        the launcher knows died) is broken: its holder cannot record anything.
+        nor a failure of the trial's own. A lease whose holder the backend knows is dead
+        (`holder_dead`: its host was lost, its Slurm job ended) is broken: that holder
+        cannot record anything, and a re-run need not wait out its heartbeat.
         """
         if trial.trial_id in self.results:
             return self.results[trial.trial_id]
@@ -87,7 +91,7 @@ class TrialTracker:
         if is_finished(state):
             outcome = TrialResult(trial.trial_id, state,
                                   weights_digest=result.weights_digest if result else "")
-        elif (holder := self.live_holder(trial, lost_hosts)) is not None:
+        elif (holder := self.live_holder(trial, holder_dead)) is not None:
             return self._skip(trial, TrialResult(
                 trial.trial_id, STATE_BUSY, skipped=True,
                 error=f"already being trained by {holder.describe()}"))
@@ -104,11 +108,11 @@ class TrialTracker:
                             status=outcome.status, message=outcome.error))
         return outcome
 
-    def live_holder(self, trial: Trial, lost_hosts: Collection[str] = ()) -> LeaseHolder | None:
-        """Who trains `trial` now; a lease held on a lost host is broken instead."""
+    def live_holder(self, trial: Trial, holder_dead: HolderCheck = None) -> LeaseHolder | None:
+        """Who trains `trial` now; a lease the backend knows is dead is broken instead."""
         lease = self.store(trial).lease()
         holder = lease.live_holder()
-        if holder is not None and holder.host in lost_hosts:
+        if holder is not None and holder_dead is not None and holder_dead(holder):
             lease.break_dead(holder)
             return None
         return holder

@@ -252,7 +252,8 @@ def _event_bridge(by_index: dict[int, Trial], tracker: TrialTracker | None):
 
         def on_trial_recover(self, iteration, trials, trial, **info) -> None:
             if tracker is not None:  # Tune retries it: a lease its lost node held must go
-                tracker.live_holder(by_index[trial.config[TRIAL_KEY]], lost_ray_hosts())
+                lost = lost_ray_hosts()
+                tracker.live_holder(by_index[trial.config[TRIAL_KEY]], lambda h: h.host in lost)
 
         def on_trial_error(self, iteration, trials, trial, **info) -> None:
             if tracker is None:
@@ -265,7 +266,8 @@ def _event_bridge(by_index: dict[int, Trial], tracker: TrialTracker | None):
                 problem = (f"the trial's Ray Tune process on host {host} ({address or lost[host]})"
                            f" was lost: its Ray node died. Fix: check {host}; re-running the "
                            "sweep resumes the trial from its last checkpoint")
-            tracker.end(by_index[trial.config[TRIAL_KEY]], problem=problem, lost_hosts=lost)
+            tracker.end(by_index[trial.config[TRIAL_KEY]], problem=problem,
+                        holder_dead=lambda h: h.host in lost)
 
     where: dict[str, tuple[str, str]] = {}  # Tune trial id -> its process's (hostname, IP)
     return EventBridge()

@@ -314,7 +314,9 @@ class SlurmLauncher(Launcher):
                     del pending[trial_id]
                     tracker.end(by_id[trial_id],
                                 problem=f"the Slurm job {job.job_id} ended before the trial "
-                                        f"finished; see its log in {job.log_folder}")
+                                        f"finished; see its log in {job.log_folder}",
+                                # Slurm ended every process of the job, wherever it ran.
+                                holder_dead=lambda h, job=job: h.slurm_job == job.job_id)
             if pending or waiting:
                 time.sleep(self.options.poll_s)
 

@@ -53,11 +53,11 @@ def test_a_live_holder_elsewhere_makes_the_trial_busy(trial_and_tracker):
     assert tracker.store(trial).lease().path.exists()  # not ours to break
 
 
-def test_a_holder_on_a_lost_host_is_broken_and_the_failure_recorded(trial_and_tracker):
+def test_a_holder_known_dead_is_broken_and_the_failure_recorded(trial_and_tracker):
     trial, tracker, events = trial_and_tracker
     hold_lease_elsewhere(tracker, trial, "node-b")
     problem = "the trial's Ray Tune process on host node-b (10.0.0.2) was lost"
-    result = tracker.end(trial, problem=problem, lost_hosts={"node-b": "10.0.0.2"})
+    result = tracker.end(trial, problem=problem, holder_dead=lambda h: h.host == "node-b")
     assert not result.skipped and result.status == schema.STATUS_FAILED
     assert not tracker.store(trial).lease().path.exists()  # a re-run need not wait its TTL
     rows = tracker.store(trial).rows()
@@ -65,8 +65,8 @@ def test_a_holder_on_a_lost_host_is_broken_and_the_failure_recorded(trial_and_tr
     assert events[-1].kind == TRIAL_END and events[-1].status == schema.STATUS_FAILED
 
 
-def test_a_lost_host_that_is_not_the_holders_changes_nothing(trial_and_tracker):
+def test_a_dead_process_that_is_not_the_holder_changes_nothing(trial_and_tracker):
     trial, tracker, _ = trial_and_tracker
     hold_lease_elsewhere(tracker, trial, "node-b")
-    result = tracker.end(trial, problem="errored", lost_hosts={"node-c": "10.0.0.3"})
+    result = tracker.end(trial, problem="errored", holder_dead=lambda h: h.host == "node-c")
     assert result.status == STATE_BUSY and tracker.store(trial).lease().path.exists()
