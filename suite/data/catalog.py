@@ -165,7 +165,7 @@ def default_data_dirs(data_dir: str | os.PathLike | None = None) -> list[Path]:
         return [Path(data_dir).expanduser()]
     if os.environ.get(DATA_ENV):
         return [Path(os.environ[DATA_ENV]).expanduser()]
-    repo_root = Path(__file__).resolve().parent.parent
+    repo_root = Path(__file__).resolve().parents[2]  # suite/data/catalog.py -> the repo
     candidates = [Path.cwd().parent / "shared" / "data", repo_root.parent / "shared" / "data"]
     return [p for p in dict.fromkeys(c.resolve() for c in candidates) if p.is_dir()]
 

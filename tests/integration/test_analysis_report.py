@@ -42,6 +42,7 @@ grid:
 fixed:
   latent_dim: 8
   batch_size: 32
+  width: 0.25
   max_train_images: 256
   seed: 0
 eval:

@@ -39,6 +39,8 @@ def read_events(run_dir) -> dict[str, dict[int, object]]:
             for value in event.summary.value:
                 tensor = tf.make_ndarray(value.tensor)
                 plugin = value.metadata.plugin_data.plugin_name
+                if plugin == "hparams":  # the trial's session start/end (tests/unit/test_hparams)
+                    continue
                 if plugin == "images":  # [width, height, png...]
                     decoded = tf.io.decode_png(tensor[2]).numpy()
                     out.setdefault(value.tag, {})[event.step] = decoded

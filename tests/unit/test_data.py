@@ -130,3 +130,14 @@ def test_real_mnist_as_a_user_npz_passes_every_rule(data_dir, tmp_path):
     data = load_dataset(name)
     assert data.image_shape == (28, 28, 1) and data.num_classes == 10
     assert np.array_equal(np.sort(data.y_eval), np.sort(y[900:1000].astype(np.int64)))
+
+
+def test_default_data_dir_is_found_beside_the_repo_from_any_working_directory(
+        tmp_path, monkeypatch, data_dir):
+    """Ray and Slurm workers run in other directories: ../shared/data is looked for beside
+    the repository too, not only beside the working directory."""
+    from suite.data.catalog import DATA_ENV, default_data_dirs
+
+    monkeypatch.delenv(DATA_ENV, raising=False)
+    monkeypatch.chdir(tmp_path)
+    assert default_data_dirs() == [data_dir.resolve()]
