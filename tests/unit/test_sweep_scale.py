@@ -86,7 +86,7 @@ def test_cost_estimate_scales_with_images_and_width():
 
     (trial,) = load_sweep("smoke").trials[:1]
     half = trial.__class__(**{**{f: getattr(trial, f) for f in trial.__dataclass_fields__},
-                              "width": 0.5})
+                              "width": trial.width / 2})
     assert trial_hours(half) == pytest.approx(trial_hours(trial) / 4)
     cost = estimate_cost([trial, trial])
     assert cost.machine_hours == pytest.approx(2 * trial_hours(trial))
