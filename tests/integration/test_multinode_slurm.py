@@ -34,7 +34,7 @@ SWEEP = """\
 name: {name}
 dataset: mnist
 fixed: {{model: dcgan, upsampling: nearest, latent_dim: 8, batch_size: 16, workers: {workers},
-        max_train_images: 256, width: 0.0625}}
+        max_train_images: {images}, width: 0.0625}}
 grid: {{epochs: {epochs}}}
 eval: {{n_samples: 64, backbones: []}}
 """
@@ -67,9 +67,10 @@ def genbench(sweep: Path, out: Path, data_dir: Path, *extra: str, env: dict,
     return time.monotonic() - start
 
 
-def write_sweep(directory: Path, name: str, workers: int, epochs: str) -> Path:
+def write_sweep(directory: Path, name: str, workers: int, epochs: str,
+                images: int = 256) -> Path:
     path = directory / f"{name}.yaml"
-    path.write_text(SWEEP.format(name=name, workers=workers, epochs=epochs))
+    path.write_text(SWEEP.format(name=name, workers=workers, epochs=epochs, images=images))
     return path
 
 
@@ -158,7 +159,9 @@ def job_of(out: Path, sweep: str) -> str:
 
 @pytest.mark.parametrize("failure", ["kill-node", "node-down"])
 def test_a_node_that_dies_mid_trial(multinode, tmp_path, data_dir, failure):
-    sweep = write_sweep(tmp_path, "die", 2, "[1, 2, 8]")
+    # Long after its first milestone (30 epochs of 1024 images, over a minute here), so that
+    # the node dies mid-trial on a fast CPU too, with time left for Gloo's timeout.
+    sweep = write_sweep(tmp_path, "die", 2, "[1, 2, 30]", images=1024)
     trial = load_sweep(str(sweep)).trials[0]
     store = TrialStore.of(tmp_path / "out", trial)
     args = [*SLURM_ARGS, "--workers-per-node", "1"]
@@ -201,7 +204,7 @@ def test_a_node_that_dies_mid_trial(multinode, tmp_path, data_dir, failure):
             first.kill()
     genbench(sweep, tmp_path / "out", data_dir, *args, env=env)  # the re-run
     rows = store.rows()
-    assert [r[schema.EPOCH] for r in rows] == [1, 2, 8]
+    assert [r[schema.EPOCH] for r in rows] == [1, 2, 30]
     assert {r[schema.STATUS] for r in rows} == {schema.STATUS_OK}
     assert rows[-1][schema.HOSTS] == ",".join(multinode.nodes)
     assert rows[-1][schema.WARMUP_STEPS] > rows[0][schema.WARMUP_STEPS]  # resumed: 2 processes
