@@ -259,7 +259,7 @@ def _event_bridge(by_index: dict[int, Trial], tracker: TrialTracker | None):
             if tracker is None:
                 return
             lost = lost_ray_hosts()
-            host, address = where.get(trial.trial_id, ("", trial.node_ip or ""))
+            host, address = where.get(trial.trial_id, ("", getattr(trial, "node_ip", "") or ""))
             host = host or next((h for h, a in lost.items() if a == address), "")
             problem = f"Ray Tune trial {trial.trial_id} errored; see {trial.path}"
             if host in lost:  # the trial's own process died with its node: nobody recorded
@@ -278,7 +278,10 @@ def lost_ray_hosts() -> dict[str, str]:
     same host (a node that was restarted is not lost)."""
     import ray
 
-    nodes = ray.nodes()
+    try:
+        nodes = ray.nodes()
+    except Exception:  # noqa: BLE001 - the GCS unreachable: nothing known lost, as before
+        return {}
     alive = {n.get("NodeManagerHostname") for n in nodes if n.get("Alive")}
     return {n["NodeManagerHostname"]: n.get("NodeManagerAddress", "") for n in nodes
             if not n.get("Alive") and n.get("NodeManagerHostname") not in alive | {None, ""}}
