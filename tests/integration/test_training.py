@@ -107,6 +107,9 @@ def test_epoch_wall_time_holds_setup_and_compilation(mnist_slice):
     first, second = seen[0].clock, seen[1].clock
     assert first.epoch_wall_s >= 60.0 + first.train_time_s
     assert first.epoch_time_s < first.train_time_s  # steps-based: compilation left out
-    assert second.epoch_wall_s < first.epoch_wall_s - 60.0  # later epochs: no setup
+    # Later epochs hold no setup: the 60 s is far above one 8-step epoch (~3 s here) plus
+    # its milestone evaluation, whatever the load, and the first epoch's share of compute
+    # (which the milestone epoch may exceed) plays no part.
+    assert second.epoch_wall_s < 60.0
     assert second.wall_time_s == pytest.approx(first.epoch_wall_s + second.epoch_wall_s)
     assert second.wall_time_s >= second.train_time_s
