@@ -14,8 +14,8 @@ Prints, in one run:
    the runs of this process, and the cached calibration; genbench must not be slower;
 4. the trainer's images/s at fp32 and mixed_bfloat16 side by side;
 5. per demo model (and the tutorial DCGAN): images/s and MFU with the `nearest`
-   block unfused (UpSampling2D + Conv2D) and fused (NearestUpConv2D), each with and
-   without XLA (`jit_compile` on the step).
+   block unfused (UpSampling2D + Conv2D) and fused (NearestUpConv2D, what `nearest`
+   builds), each with and without XLA (`jit_compile` on the step).
 
 Every figure is measured the same way (warm-up excluded; best of `--repeats`,
 runs interleaved so drifting machine load hits all alike); each section runs
@@ -260,8 +260,8 @@ OPTION_MODELS = {
 def option_loop(data, x, name: str, fused: bool, jit: bool):
     """(DeviceLoop, iterator, batch, FLOPs/image) of one model and option, traced and warm."""
     model_name, upsampling, kernel, latent, width, batch = OPTION_MODELS[name]
-    if upsampling == "nearest" and fused:
-        upsampling = "nearest_fused"
+    if upsampling == "nearest" and not fused:
+        upsampling = "nearest_unfused"
     keras.backend.clear_session()
     keras.utils.set_random_seed(0)
     spec = NetSpec(data.image_shape, latent, 0, upsampling, kernel, width=width)
@@ -279,8 +279,8 @@ def options_section(data, args) -> None:
     """4. Per model: images/s and MFU of each trainer option, interleaved in one process."""
     from suite.models import UPSAMPLERS
 
-    if "nearest_fused" not in UPSAMPLERS.names():
-        UPSAMPLERS.add("nearest_fused", "suite.models.upsampling:build_nearest_fused")
+    if "nearest_unfused" not in UPSAMPLERS.names():  # `nearest` is the fused block
+        UPSAMPLERS.add("nearest_unfused", "suite.models.upsampling:build_nearest_unfused")
     peak = 0.0
     x = data.x_train[:2048]
     names = [n for n in OPTION_MODELS if not args.models or any(m in n for m in args.models)]

@@ -5,12 +5,30 @@ same batches as an uninterrupted one, and every rank draws the same permutation
 before taking its own shard (disjoint shards without coordination). Every rank's
 epoch is cut to `steps_per_epoch` batches: shards of an uneven split differ by
 one image, and ranks must run the same number of steps (each one a collective).
+
+tf.data's autotuning is off, with a fixed prefetch: with it on, destroying an
+epoch's iterator waited about 8 s for the autotuner's thread, every epoch after
+the first (measured on the demo DCGAN: 20 s epochs of 12 s of steps). The map is
+one multiply-add per pixel, far below a training step, so a fixed depth costs
+nothing.
 """
 
 from __future__ import annotations
 
 import numpy as np
 import tensorflow as tf
+
+
+PREFETCH_BATCHES = 2
+
+
+def _pipeline_options() -> tf.data.Options:
+    options = tf.data.Options()
+    options.autotune.enabled = False
+    return options
+
+
+PIPELINE_OPTIONS = _pipeline_options()
 
 
 def epoch_seed(seed: int, epoch: int) -> int:
@@ -42,6 +60,5 @@ class EpochBatches:
             ds = ds.shard(self.num_ranks, self.rank)
         ds = ds.batch(self.batch_size, drop_remainder=True)  # static shapes: one trace
         ds = ds.take(self.steps_per_epoch)
-        ds = ds.map(lambda xb, yb: (tf.cast(xb, tf.float32) * scale + low, yb),
-                    num_parallel_calls=tf.data.AUTOTUNE)
-        return ds.prefetch(tf.data.AUTOTUNE)
+        ds = ds.map(lambda xb, yb: (tf.cast(xb, tf.float32) * scale + low, yb))
+        return ds.prefetch(PREFETCH_BATCHES).with_options(PIPELINE_OPTIONS)

@@ -11,7 +11,7 @@ from suite.models.flops import network_flops
 from suite.models.upsampling import (
     NearestUpConv2D,
     build_nearest,
-    build_nearest_fused,
+    build_nearest_unfused,
     nearest_fold,
     transpose_fold,
 )
@@ -19,8 +19,8 @@ from suite.models.upsampling import (
 
 def unfused_and_fused(kernel: int, activation: str | None, use_bias: bool, shape):
     """The two-layer block and the fused one, built and given the same random weights."""
-    unfused = build_nearest(6, kernel, 2, "a", activation, use_bias)
-    fused = build_nearest_fused(6, kernel, 2, "b", activation, use_bias)
+    unfused = build_nearest_unfused(6, kernel, 2, "a", activation, use_bias)
+    fused = build_nearest(6, kernel, 2, "b", activation, use_bias)
     unfused.build(shape)
     fused.build(shape)
     rng = np.random.default_rng(kernel)
@@ -62,8 +62,8 @@ def test_fold_reads_each_tap_once_per_phase():
 def test_fused_block_counts_the_model_flops_of_the_unfused_one():
     """MFU counts model FLOPs: the fused block is charged what upsample + conv compute."""
     shape = (7, 7, 16)
-    unfused = keras.Sequential([keras.Input(shape), build_nearest(8, 3, 2, "a")])
-    fused = keras.Sequential([keras.Input(shape), build_nearest_fused(8, 3, 2, "b")])
+    unfused = keras.Sequential([keras.Input(shape), build_nearest_unfused(8, 3, 2, "a")])
+    fused = keras.Sequential([keras.Input(shape), build_nearest(8, 3, 2, "b")])
     expected = 2 * 9 * 16 * (14 * 14) * 8  # 3x3 taps x 16 in x (14x14 pixels) x 8 out
     assert network_flops(unfused).forward == network_flops(fused).forward == expected
 
@@ -71,3 +71,29 @@ def test_fused_block_counts_the_model_flops_of_the_unfused_one():
 def test_even_kernel_is_refused():
     with pytest.raises(ValueError, match="odd kernel"):
         NearestUpConv2D(4, 4)
+
+
+def test_a_checkpoint_of_the_unfused_block_loads_into_the_fused_one(tmp_path):
+    """Checkpoints store variables by position: `nearest` trials checkpointed before the
+    block was fused resume on it, with the same outputs."""
+    from suite.models import MODELS, UPSAMPLERS
+    from suite.models.networks import NetSpec
+    from suite.training.checkpoint import load_checkpoint, save_checkpoint
+
+    if "nearest_unfused" not in UPSAMPLERS.names():
+        UPSAMPLERS.add("nearest_unfused", "suite.models.upsampling:build_nearest_unfused")
+    built = {}
+    for upsampling in ("nearest_unfused", "nearest"):
+        keras.utils.set_random_seed(0)
+        built[upsampling] = MODELS.get("vae")(NetSpec((28, 28, 1), 8, 0, upsampling, 3,
+                                                      width=0.125), 1e-3, 0)
+    old, new = built["nearest_unfused"], built["nearest"]
+    old.build_optimizers()
+    for i, v in enumerate(old.trainable_variables):  # weights no initialisation shares
+        noise = np.random.default_rng(i).standard_normal(v.shape).astype(v.dtype)
+        v.assign(v + 0.1 * noise)
+    save_checkpoint(tmp_path / "c.npz", old, 3, {})
+    assert load_checkpoint(tmp_path / "c.npz", new)[0] == 3
+    z = np.random.default_rng(2).standard_normal((4, 8)).astype("float32")
+    a, b = np.asarray(old.generate(z, None)), np.asarray(new.generate(z, None))
+    assert np.abs(a - b).max() <= 1e-4 * np.abs(a).max()
