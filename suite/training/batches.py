@@ -18,7 +18,6 @@ from __future__ import annotations
 import numpy as np
 import tensorflow as tf
 
-
 PREFETCH_BATCHES = 2
 
 
