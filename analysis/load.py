@@ -48,7 +48,9 @@ REQUIRED_COLUMNS: tuple[str, ...] = (
 SUPPORTED_SCHEMA_VERSIONS = frozenset({schema.SCHEMA_VERSION})
 
 # pandas dtypes per logical schema type: nullable ints, so a null int stays an int column.
-_PANDAS_DTYPES = {"str": "str", "int": "Int64", "float": "float64"}
+_PANDAS_DTYPES = {"str": "str", "int": "Int64", "float": "float64", "bool": "boolean"}
+# A flag column missing from older files is its option off: rows from before it existed.
+_MISSING = {"int": pd.NA, "bool": False}
 
 
 class ResultsWarning(UserWarning):
@@ -204,7 +206,7 @@ def _conform(df: pd.DataFrame) -> pd.DataFrame:
     for col, kind in schema.COLUMN_TYPES.items():
         dtype = _PANDAS_DTYPES[kind]
         if col not in df:
-            out[col] = pd.Series(pd.NA if kind == "int" else None, index=df.index, dtype=dtype)
+            out[col] = pd.Series(_MISSING.get(kind), index=df.index, dtype=dtype)
             continue
         series = df[col]
         if kind == "int" and series.dtype.kind == "f":

@@ -32,7 +32,7 @@ AXIS_COLUMNS = (
     schema.DATASET, schema.MODEL, schema.UPSAMPLING, schema.LATENT_DIM, schema.KERNEL_SIZE,
     schema.EPOCHS, schema.SEED, schema.BATCH_SIZE, schema.WORKERS, schema.LR,
     schema.LR_SCALING, schema.MAX_TRAIN_IMAGES, schema.STEPS_PER_CALL_SETTING,
-    schema.PRECISION, schema.DEPTH, schema.WIDTH, schema.BETA1,
+    schema.PRECISION, schema.DEPTH, schema.WIDTH, schema.BETA1, schema.JIT_COMPILE,
 )
 # What a sweep of one trial shows (nothing varies).
 DEFAULT_AXES = (schema.MODEL, schema.UPSAMPLING, schema.LATENT_DIM, schema.SEED)

@@ -28,7 +28,8 @@ TRIALS_DIR = "trials"
 
 class ResultFileError(GenbenchError):
     """A result.parquet that cannot be read."""
-_ARROW_TYPES = {"str": pa.string(), "int": pa.int64(), "float": pa.float64()}
+_ARROW_TYPES = {"str": pa.string(), "int": pa.int64(), "float": pa.float64(),
+                "bool": pa.bool_()}
 ARROW_SCHEMA = pa.schema([(name, _ARROW_TYPES[kind]) for name, kind in schema.COLUMN_TYPES.items()])
 
 

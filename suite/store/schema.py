@@ -60,6 +60,7 @@ EVAL_TIME_S = "eval_time_s"
 STEPS_PER_CALL = "steps_per_call"  # K the row's process trained with (auto: its choice)
 STEPS_PER_CALL_SETTING = "steps_per_call_setting"  # the axis value: "auto" or the number
 PRECISION = "precision"  # fp32 | mixed_bfloat16 | mixed_float16 (metrics are always fp32)
+JIT_COMPILE = "jit_compile"  # the training step XLA-compiled (the trial option)
 # The epoch's whole wall time: from the end of the previous epoch's row (or from when this
 # process took up the trial: data, model and backbone setup, checkpoint restore) to the
 # end of its last call. Minus its calls' time, that is what step-based figures leave out.
@@ -230,6 +231,7 @@ COLUMN_TYPES: dict[str, str] = {
     STEPS_PER_CALL: "int",
     STEPS_PER_CALL_SETTING: "str",
     PRECISION: "str",
+    JIT_COMPILE: "bool",
     EPOCH_WALL_S: "float",
     WALL_TIME_S: "float",
     NONFINITE_STEPS_FROM: "int",
@@ -349,5 +351,5 @@ LOSS_COLUMNS: tuple[str, ...] = (LOSS_G, LOSS_D, ELBO, LOSS_RECON, LOSS_KL)
 CONFIG_COLUMNS: tuple[str, ...] = (
     DATASET, MODEL, UPSAMPLING, KERNEL_SIZE, LATENT_DIM, EPOCHS, SEED,
     BATCH_SIZE, GLOBAL_BATCH_SIZE, WORKERS, LR, LR_SCALING, MAX_TRAIN_IMAGES,
-    STEPS_PER_CALL_SETTING, PRECISION, DEPTH, WIDTH, BETA1,
+    STEPS_PER_CALL_SETTING, PRECISION, DEPTH, WIDTH, BETA1, JIT_COMPILE,
 )

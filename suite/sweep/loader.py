@@ -240,3 +240,8 @@ def _check_trials(trials: list[Trial], source: str) -> None:
                                     "the npz file an integer `y` array")
         if t.max_train_images is not None:
             check_batch_fill(t, t.max_train_images, source)
+        if t.jit_compile and t.workers > 1:
+            raise SpecError(source, "jit_compile", f"XLA compiles one worker's step, but a "
+                            f"trial has workers {t.workers} (Horovod's collectives are not "
+                            "XLA operations)", "set `jit_compile: false` for multi-worker "
+                            "trials, or give XLA trials `workers: 1`")

@@ -80,6 +80,7 @@ class Trial:
     depth: int = 1  # stride-1 blocks of the generator/decoder (the tutorial network: 1)
     width: float = 1.0  # channel-width multiplier of every network (the tutorial: 1.0)
     beta1: float = 0.9  # Adam's first-moment decay (tutorials 0.9, DCGAN paper 0.5)
+    jit_compile: bool = False  # XLA-compile the training step (one worker only)
     # What the trial keeps on disk (suite/store/disk.py): never part of the trial id, so
     # a sweep can change it (or `--checkpoints` override it) and keep its results.
     checkpoints: str = KEEP
@@ -175,10 +176,12 @@ AXES: dict[str, tuple[Callable[[Any], Any], Any]] = {
     "depth": (sv.whole_number(0, MAX_DEPTH), 1),
     "width": (sv.number_between(*WIDTH_RANGE), 1.0),
     "beta1": (sv.number_between(0.0, 1.0, high_open=True), 0.9),
+    "jit_compile": (sv.flag, False),
     "checkpoints": (sv.one_of(CHECKPOINT_POLICIES), KEEP),
 }
 # Axes that are not in the trial id at their default (see Trial.config).
-LATE_AXES: tuple[str, ...] = ("steps_per_call", "precision", "depth", "width", "beta1")
+LATE_AXES: tuple[str, ...] = ("steps_per_call", "precision", "depth", "width", "beta1",
+                              "jit_compile")
 # Policies: one value per sweep (top level or fixed, never grid), never in the trial id.
 POLICY_KEYS: tuple[str, ...] = ("checkpoints",)
 

@@ -51,6 +51,7 @@ class TrainConfig:
     # Checkpoint only after milestone epochs (policy last-milestone-only): fewer writes,
     # and a resumed trial re-trains from its last milestone.
     checkpoint_milestones_only: bool = False
+    jit_compile: bool = False  # XLA-compile the step (DeviceLoop)
 
 
 @dataclass(frozen=True)
@@ -102,7 +103,7 @@ def train(model: GenerativeModel, x: np.ndarray, y: np.ndarray | None, config: T
     replicas.broadcast_variables(_all_variables(model))
     _decorrelate_random_streams(model, info.rank)
     clock.start_process()
-    device = DeviceLoop(model, replicas)
+    device = DeviceLoop(model, replicas, jit_compile=config.jit_compile)
     fixed = steps_per_call_value(config.steps_per_call)
     k, choosing = fixed or 1, fixed is None
     steps = batches.steps_per_epoch  # the same on every rank: shards are cut to it

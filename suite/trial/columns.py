@@ -41,6 +41,7 @@ def config_columns(trial: Trial) -> dict[str, Any]:
         schema.DEPTH: trial.depth,
         schema.WIDTH: trial.width,
         schema.BETA1: trial.beta1,
+        schema.JIT_COMPILE: trial.jit_compile,
         schema.CONFIG_JSON: trial.to_json(),
     }
 

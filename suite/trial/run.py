@@ -230,7 +230,8 @@ class TrialRun:
         config = TrainConfig(epochs=trial.epochs, milestones=trial.milestones,
                              batch_size=trial.batch_size, seed=trial.seed,
                              steps_per_call=trial.steps_per_call, started_at=self.started_at,
-                             checkpoint_milestones_only=trial.checkpoints == LAST_MILESTONE_ONLY)
+                             checkpoint_milestones_only=trial.checkpoints == LAST_MILESTONE_ONLY,
+                             jit_compile=trial.jit_compile)
         outcome = None
         try:
             outcome = train(model, x, y, config, checkpoint_path=self.store.checkpoint_path,

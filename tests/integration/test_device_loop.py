@@ -182,3 +182,31 @@ def _timeline_events(path: Path) -> list[dict]:
         return json.loads(text)
     except json.JSONDecodeError:  # Horovod leaves the array open while running
         return json.loads(text.rstrip(",") + "]")
+
+
+def test_xla_step_trains_like_the_graph_step(mnist, monkeypatch):
+    """`jit_compile`: the step runs XLA-compiled inside the device loop (one trace), and
+    trains the same model from the same start as the plain graph step does, to float
+    rounding (XLA fuses and reorders the arithmetic)."""
+    import suite.training.loop as loop_module
+
+    built = []
+
+    class Recorded(DeviceLoop):
+        def __init__(self, *args, **kwargs) -> None:
+            super().__init__(*args, **kwargs)
+            built.append(getattr(self._train_batch, "_jit_compile", None))
+
+    monkeypatch.setattr(loop_module, "DeviceLoop", Recorded)
+    x = mnist.x_train[:512]
+    losses = {}
+    for jit in (False, True):
+        model, reports = build("vae"), []
+        outcome = train(model, x, None, TrainConfig(epochs=2, milestones=(2,), batch_size=64,
+                                                    seed=3, steps_per_call=4, jit_compile=jit),
+                        on_epoch=reports.append)
+        assert outcome.status == "ok"
+        losses[jit] = [r.losses["elbo"] for r in reports]
+    assert built == [None, True]  # the plain step is no separate function; XLA's is
+    assert losses[True][1] > losses[True][0]  # the ELBO rises: it trains
+    np.testing.assert_allclose(losses[True], losses[False], rtol=0.02)

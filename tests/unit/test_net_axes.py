@@ -1,4 +1,5 @@
-"""The depth, width and beta1 axes: defaults keep trial ids, values reach rows, bounds hold."""
+"""The depth, width, beta1 and jit_compile axes: defaults keep trial ids, values reach rows,
+bounds hold."""
 
 from __future__ import annotations
 
@@ -23,18 +24,20 @@ def one_trial(write_sweep, extra: str = "") -> Trial:
     return trial
 
 
-@pytest.mark.parametrize("axis, default", [("depth", 1), ("width", 1.0), ("beta1", 0.9)])
+@pytest.mark.parametrize("axis, default", [("depth", 1), ("width", 1.0), ("beta1", 0.9),
+                                           ("jit_compile", "false")])
 def test_default_written_out_keeps_the_trial_id(axis, default, write_sweep):
     """Naming an axis at its default must not move the results of existing sweeps."""
     plain = one_trial(write_sweep)
     explicit = one_trial(write_sweep, f", {axis}: {default}")
-    assert axis in LATE_AXES and AXES[axis][1] == default
+    assert axis in LATE_AXES and str(AXES[axis][1]).lower() == str(default)
     assert explicit.trial_id == plain.trial_id
     assert axis not in plain.config()
 
 
 @pytest.mark.parametrize("axis, value", [("depth", 0), ("depth", 3), ("width", 0.5),
-                                         ("width", 4), ("beta1", 0.5), ("beta1", 0.0)])
+                                         ("width", 4), ("beta1", 0.5), ("beta1", 0.0),
+                                         ("jit_compile", True)])
 def test_other_values_change_the_id_and_reach_the_row(axis, value, write_sweep):
     plain = one_trial(write_sweep)
     trial = one_trial(write_sweep, f", {axis}: {value}")
@@ -56,7 +59,7 @@ def test_yaml_exponent_without_dot_is_a_beta1(write_sweep):
 
 
 def test_axes_are_design_columns_of_every_row():
-    for column in (schema.DEPTH, schema.WIDTH, schema.BETA1):
+    for column in (schema.DEPTH, schema.WIDTH, schema.BETA1, schema.JIT_COMPILE):
         assert column in schema.CONFIG_COLUMNS and column in schema.COLUMN_TYPES
 
 
@@ -80,6 +83,10 @@ BAD = {
     "beta1 of one": ("beta1: 1.0", "fixed.beta1", "must be in [0, 1)"),
     "negative beta1": ("beta1: -0.1", "fixed.beta1", "must be in [0, 1)"),
     "nan beta1": ("beta1: .nan", "fixed.beta1", "must be in [0, 1)"),
+    "text jit_compile": ("jit_compile: fast", "fixed.jit_compile", "must be true or false"),
+    "numeric jit_compile": ("jit_compile: 1", "fixed.jit_compile", "must be true or false"),
+    "XLA with Horovod": ("jit_compile: true, workers: 2", "jit_compile",
+                         "Horovod's collectives are not XLA operations"),
 }
 
 
