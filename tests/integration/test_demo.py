@@ -96,6 +96,9 @@ def test_gan_resize_variant_draws_digits(demo, classifier, data_dir):
     # measured: 0.67 of the resize GAN's grid at >= 0.9 confidence, 0.47 of the transposed
     assert confident_fraction(classifier, nearest) >= 0.5
     assert confident_fraction(classifier, nearest) >= confident_fraction(classifier, transpose)
+    # and its 1,000 samples sit closer to real digits (measured fd_domain 225 vs 370)
+    assert (demo[("dcgan", "nearest")][schema.FD_DOMAIN]
+            < demo[("dcgan", "transpose")][schema.FD_DOMAIN])
 
 
 def test_vae_draws_digits(demo, classifier):
@@ -113,8 +116,10 @@ def test_transposed_decoder_leaves_checkerboards(demo):
     assert period2_energy(grid_to_images(transpose)) > 5 * period2_energy(grid_to_images(nearest))
 
 
-def test_resize_costs_speed(demo):
-    """The other side of the trade: resize-convolution computes at the larger size."""
+def test_resize_costs_compute(demo):
+    """The other side of the trade: resize-convolution computes at the larger size, so its
+    training step needs more FLOPs (counted from the built models, so not a timing; the
+    images/s it costs are measured by benchmarks/bench_trainer.py --section options)."""
     for model in ("dcgan", "vae"):
-        assert (demo[(model, "transpose")][schema.IMAGES_PER_SEC]
-                > demo[(model, "nearest")][schema.IMAGES_PER_SEC])
+        assert (demo[(model, "nearest")][schema.FLOPS_PER_IMAGE]
+                > demo[(model, "transpose")][schema.FLOPS_PER_IMAGE])
