@@ -73,15 +73,17 @@ def test_even_kernel_is_refused():
         NearestUpConv2D(4, 4)
 
 
-def test_a_checkpoint_of_the_unfused_block_loads_into_the_fused_one(tmp_path):
+def test_a_checkpoint_of_the_unfused_block_loads_into_the_fused_one(tmp_path, monkeypatch):
     """Checkpoints store variables by position: `nearest` trials checkpointed before the
     block was fused resume on it, with the same outputs."""
     from suite.models import MODELS, UPSAMPLERS
     from suite.models.networks import NetSpec
     from suite.training.checkpoint import load_checkpoint, save_checkpoint
 
-    if "nearest_unfused" not in UPSAMPLERS.names():
-        UPSAMPLERS.add("nearest_unfused", "suite.models.upsampling:build_nearest_unfused")
+    # the unfused block under a name of this test only (not a sweep axis value)
+    monkeypatch.setitem(UPSAMPLERS._entries, "nearest_unfused",
+                        "suite.models.upsampling:build_nearest_unfused")
+    monkeypatch.setitem(UPSAMPLERS._tags, "nearest_unfused", {})
     built = {}
     for upsampling in ("nearest_unfused", "nearest"):
         keras.utils.set_random_seed(0)
