@@ -185,4 +185,3 @@ def build_nearest(filters: int, kernel_size: int, scale: int, name: str,
     return keras.Sequential([
         NearestUpConv2D(filters, kernel_size, scale, use_bias=use_bias, activation=activation),
     ], name=name)
-
