@@ -21,7 +21,7 @@ Tune retries it up to `max_failures` times; the last attempt's `failed` row stay
 The lifecycle (skips, outcomes, events) is the base launcher's; Tune's callbacks
 tell its tracker when each trial starts and ends.
 
-Only this module and suite.launchers.ray_ranks import Ray.
+Only this module, suite.launchers.ray_callbacks and suite.launchers.ray_ranks import Ray.
 """
 
 from __future__ import annotations
@@ -42,6 +42,7 @@ from suite.common.errors import GenbenchError, SpecError
 from suite.common.events import EPOCH_END, Event
 from suite.launchers.base import Launcher, TrialTracker
 from suite.launchers.options import check_choices, option
+from suite.launchers.ray_callbacks import LOSSES_KEY, TRIAL_KEY, event_bridge
 from suite.machine.cores import usable_cores
 from suite.machine.threads import THREADS_ENV, configure_threads_from_env
 from suite.store import schema
@@ -49,12 +50,10 @@ from suite.store.results import sweep_dir
 from suite.store.trial_store import TrialStore
 from suite.sweep.spec import Trial
 from suite.trial.columns import config_columns
-from suite.trial.context import RunContext, TrialResult, trial_label
+from suite.trial.context import RunContext, TrialResult
 from suite.trial.run import run_trial
 
 RAY_EXTRA = "pip install 'genbench[ray]'"
-TRIAL_KEY = "genbench_trial_index"  # the one axis of the Tune grid
-LOSSES_KEY = "losses"  # Tune result: {"epoch": 3, "losses": {"loss_g": ...}} ("losses/loss_g")
 PLACEMENT_STRATEGIES = ("PACK", "SPREAD", "STRICT_PACK", "STRICT_SPREAD")  # Ray's
 TUNE_NO_AUTO_LOGGERS = "TUNE_DISABLE_AUTO_CALLBACK_LOGGERS"  # read by Tune's setup
 TUNE_DIR = "ray"  # <out>/<sweep>/ray/<experiment>/: Tune's own results and logs
@@ -161,7 +160,7 @@ class RayTuneLauncher(Launcher):
 
         opts = self.options
         by_index = {t.index: t for t in trials}
-        bridge = _event_bridge(by_index, tracker)
+        bridge = event_bridge(by_index, tracker)
 
         def resources(config: dict) -> tune.PlacementGroupFactory:
             workers = by_index[config[TRIAL_KEY]].workers
@@ -219,72 +218,6 @@ def _env(name: str, value: str) -> Iterator[None]:
         yield
     finally:
         os.environ.pop(name) if old is None else os.environ.update({name: old})
-
-
-def _event_bridge(by_index: dict[int, Trial], tracker: TrialTracker | None):
-    """A Tune callback (in the driver) that tells the lifecycle's tracker when each Tune
-    trial starts, reports an epoch, and ends (retries of a trial are one trial)."""
-    from ray import tune
-
-    class EventBridge(tune.Callback):
-        def __reduce__(self):
-            # Tuner pickles its run config (for Tuner.restore, unused here); the live
-            # tracker (e.g. a rich console) does not pickle, and a copy has nobody to tell.
-            return (_event_bridge, (by_index, None))
-
-        def on_trial_start(self, iteration, trials, trial, **info) -> None:
-            if tracker is not None:
-                tracker.start(by_index[trial.config[TRIAL_KEY]])
-
-        def on_trial_result(self, iteration, trials, trial, result, **info) -> None:
-            t = by_index[trial.config[TRIAL_KEY]]
-            where[trial.trial_id] = (str(result.get("hostname") or ""),
-                                     str(result.get("node_ip") or ""))
-            losses = {k: float(v) for k, v in result.get(LOSSES_KEY, {}).items()}
-            if tracker is not None:
-                tracker.sink(Event(EPOCH_END, t.trial_id, trial_label(t),
-                                   epoch=int(result["epoch"]), epochs=t.epochs, losses=losses))
-
-        def on_trial_complete(self, iteration, trials, trial, **info) -> None:
-            if tracker is not None:
-                tracker.end(by_index[trial.config[TRIAL_KEY]],
-                            problem="the Ray Tune trial ended before the trial finished")
-
-        def on_trial_recover(self, iteration, trials, trial, **info) -> None:
-            if tracker is not None:  # Tune retries it: a lease its lost node held must go
-                lost = lost_ray_hosts()
-                tracker.live_holder(by_index[trial.config[TRIAL_KEY]], lambda h: h.host in lost)
-
-        def on_trial_error(self, iteration, trials, trial, **info) -> None:
-            if tracker is None:
-                return
-            lost = lost_ray_hosts()
-            host, address = where.get(trial.trial_id, ("", getattr(trial, "node_ip", "") or ""))
-            host = host or next((h for h, a in lost.items() if a == address), "")
-            problem = f"Ray Tune trial {trial.trial_id} errored; see {trial.path}"
-            if host in lost:  # the trial's own process died with its node: nobody recorded
-                problem = (f"the trial's Ray Tune process on host {host} ({address or lost[host]})"
-                           f" was lost: its Ray node died. Fix: check {host}; re-running the "
-                           "sweep resumes the trial from its last checkpoint")
-            tracker.end(by_index[trial.config[TRIAL_KEY]], problem=problem,
-                        holder_dead=lambda h: h.host in lost)
-
-    where: dict[str, tuple[str, str]] = {}  # Tune trial id -> its process's (hostname, IP)
-    return EventBridge()
-
-
-def lost_ray_hosts() -> dict[str, str]:
-    """Hostname -> address of this Ray cluster's dead nodes that have no live node on the
-    same host (a node that was restarted is not lost)."""
-    import ray
-
-    try:
-        nodes = ray.nodes()
-    except Exception:  # noqa: BLE001 - the GCS unreachable: nothing known lost, as before
-        return {}
-    alive = {n.get("NodeManagerHostname") for n in nodes if n.get("Alive")}
-    return {n["NodeManagerHostname"]: n.get("NodeManagerAddress", "") for n in nodes
-            if not n.get("Alive") and n.get("NodeManagerHostname") not in alive | {None, ""}}
 
 
 # --- in the Tune trial's process ---------------------------------------------------------
