@@ -21,11 +21,13 @@ tables, joined into one table and converted to pandas once.
 
 from __future__ import annotations
 
+import itertools
 import os
 import warnings
 from collections import Counter
 from collections.abc import Mapping, Sequence
 from concurrent.futures import ThreadPoolExecutor
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
@@ -35,8 +37,19 @@ import pyarrow as pa
 import pyarrow.compute as pc
 
 from suite.store import schema
-from suite.store.results import read_parquet_signed, result_files
-from suite.store.row_cache import CACHE_MIN_FILES, cache_dir_of, read_cache, write_cache
+from suite.store.results import find_result_files, read_parquet_once, read_parquet_signed
+from suite.store.row_cache import (
+    CACHE_MIN_FILES,
+    CachedFile,
+    Identity,
+    RowCache,
+    cache_dir_of,
+    read_cache,
+    write_cache,
+)
+
+# Besides REQUIRED_COLUMNS, what de-duplication and the row order read.
+_ORDER_COLUMNS = (schema.TIMESTAMP, schema.SWEEP, schema.TRIAL_INDEX)
 
 # Not a schema column: where each row was read from (absolute trial directory).
 TRIAL_DIR = "trial_dir"
@@ -57,19 +70,29 @@ class ResultsWarning(UserWarning):
     """A result file was skipped or looked suspicious (the message names it)."""
 
 
-def empty_results() -> pd.DataFrame:
-    """A frame with every schema column (typed) plus TRIAL_DIR and no rows."""
-    columns = {c: pd.Series(dtype=_PANDAS_DTYPES[k]) for c, k in schema.COLUMN_TYPES.items()}
-    columns[TRIAL_DIR] = pd.Series(dtype="str")
-    return pd.DataFrame(columns)
+def refresh_row_cache(*paths: str | Path) -> None:
+    """Bring the row cache of each big sweep under `paths` up to date (a full read of
+    the files that changed), so the next `show`, `status` or `report` reads one file:
+    `genbench run` calls it when its trials are done."""
+    read_pieces(find_result_files(*paths))
 
 
-def load_results(*paths: str | Path, deduplicate: bool = True) -> pd.DataFrame:
+def empty_results(columns: Sequence[str] | None = None) -> pd.DataFrame:
+    """A frame with every schema column (or `columns` of them), typed, plus TRIAL_DIR and
+    no rows."""
+    frame = {c: pd.Series(dtype=_PANDAS_DTYPES[k]) for c, k in _schema_types(columns).items()}
+    frame[TRIAL_DIR] = pd.Series(dtype="str")
+    return pd.DataFrame(frame)
+
+
+def load_results(*paths: str | Path, deduplicate: bool = True,
+                 columns: Sequence[str] | None = None) -> pd.DataFrame:
     """All result rows under `paths` (sweep dirs, results roots or result.parquet files).
 
     genbench's one reader of results (`genbench show`, `report`, analysis and the
     tests): one row per (trial, epoch), the newest; `deduplicate=False` keeps every
-    row as written (for audits that count rows).
+    row as written (for audits that count rows). `columns`: only those schema columns
+    (plus the ones that identify and order a row), far faster on big sweeps.
 
     Raises FileNotFoundError for a path that does not exist. Unreadable, partial
     or foreign-schema files are skipped with a `ResultsWarning` naming the file.
@@ -79,66 +102,127 @@ def load_results(*paths: str | Path, deduplicate: bool = True) -> pd.DataFrame:
     for p in paths:
         if not Path(p).exists():
             raise FileNotFoundError(f"no such results path: {p}")
-    files = _unique_files(result_files(*(Path(p) for p in paths)))
-    tables = [(path, t) for path, t in zip(files, read_tables(files), strict=True)
-              if t is not None]
-    if not tables:
-        return empty_results()
-    df = _tables_to_frame(tables)
-    df = _conform(df)
+    if columns is not None:
+        columns = list(dict.fromkeys([*REQUIRED_COLUMNS, *_ORDER_COLUMNS, *columns]))
+    pieces = read_pieces(find_result_files(*paths), columns)
+    if not pieces:
+        return empty_results(columns)
+    df = _conform(_pieces_to_frame(pieces), columns)
     return _deduplicate(df) if deduplicate else df
 
 
-def read_tables(files: Sequence[Path], threads: int | None = None) -> list[pa.Table | None]:
-    """Each file's checked arrow table, or None (with a ResultsWarning naming it), in
-    file order. Sweeps of many files keep their rows in a cache checked against every
-    file's identity (suite.store.row_cache); the rest are read by `threads` threads
-    (default: 4 per core, at most 32)."""
-    sizes = Counter(cache_dir_of(f) for f in files)
-    cached_dirs = {d for d, n in sizes.items() if d is not None and n >= CACHE_MIN_FILES}
-    caches = {d: read_cache(d) for d in cached_dirs}
-    read: list[tuple[pa.Table | None, str, Any]] = [(None, "", None)] * len(files)
-    todo = []
-    for i, f in enumerate(files):
-        d = cache_dir_of(f)
-        hit = caches[d].get(str(f.relative_to(d))) if d in caches else None
-        if hit is not None and hit[0] == _identity(f):
-            read[i] = (hit[1], "", hit[0])
-        else:
-            todo.append(i)
-    threads = threads or min(32, 4 * (os.cpu_count() or 1))
+@dataclass(frozen=True)
+class Piece:
+    """Rows read in one go: one file's, or a run of consecutive files' from a sweep's
+    row cache; the files they come from, in row order, with their row counts and the
+    identity of the version read (None when not known)."""
+
+    table: pa.Table
+    files: tuple[str, ...]
+    counts: tuple[int, ...]
+    identities: tuple[Identity | None, ...]
+
+
+def read_pieces(files: Sequence[str], columns: Sequence[str] | None = None,
+                threads: int | None = None) -> list[Piece]:
+    """The checked rows of `files`, in file order, in as few pieces as the row cache
+    allows; a file that fails its checks is skipped with a ResultsWarning naming it.
+    Sweeps of many files keep their rows in a cache checked against every file's
+    identity (suite.store.row_cache), rewritten here when a full read changed it; the
+    other files are read by `threads` threads (default: 2 per core, at most 32: on
+    page-cached files decoding is CPU-bound, and 8 threads on 2 cores ran 17% slower)."""
+    sweeps = [cache_dir_of(f) for f in files]
+    sizes = Counter(sweeps)
+    caches = {d: read_cache(d, columns) for d, n in sizes.items()
+              if d is not None and n >= CACHE_MIN_FILES}
+    hits: list[CachedFile | None] = [
+        caches[d].hit(f[len(d) + 1:], f) if d in caches else None
+        for f, d in zip(files, sweeps, strict=True)]
+    todo = [i for i, hit in enumerate(hits) if hit is None]
+    threads = threads or min(32, 2 * (os.cpu_count() or 1))
     if len(todo) < 2 or threads < 2:
-        fresh = [_read_checked(files[i]) for i in todo]
+        fresh = [_read_checked(files[i], columns) for i in todo]
     else:
         with ThreadPoolExecutor(threads) as pool:
-            fresh = list(pool.map(_read_checked, [files[i] for i in todo]))
-    for i, result in zip(todo, fresh, strict=True):
-        read[i] = result
-    for path, (_, problem, _) in zip(files, read, strict=True):
+            fresh = list(pool.map(lambda i: _read_checked(files[i], columns), todo))
+    read = dict(zip(todo, fresh, strict=True))
+    pieces: list[Piece] = []
+    run: list[int] = []  # consecutive cache hits of one sweep, contiguous in its cache
+
+    def close_run() -> None:
+        if run:
+            first = hits[run[0]]
+            length = sum(hits[i].length for i in run)
+            pieces.append(Piece(caches[sweeps[run[0]]].table.slice(first.start, length),
+                                tuple(files[i] for i in run),
+                                tuple(hits[i].length for i in run),
+                                tuple(hits[i].identity for i in run)))
+            run.clear()
+
+    for i, (f, hit) in enumerate(zip(files, hits, strict=True)):
+        if hit is not None:
+            last = hits[run[-1]] if run else None
+            if last is not None and (sweeps[run[-1]] != sweeps[i]
+                                     or last.start + last.length != hit.start):
+                close_run()
+            run.append(i)
+            continue
+        close_run()
+        table, problem, identity = read[i]
         if problem:
-            _warn(path, problem)  # here, in the caller's thread and file order
-    changed = {cache_dir_of(files[i]) for i in todo} | {
-        d for d in caches if set(caches[d]) - {str(f.relative_to(d)) for f in files
-                                              if cache_dir_of(f) == d}}
-    for d in cached_dirs & changed:
-        write_cache(d, [(str(f.relative_to(d)), ident, table)
-                        for f, (table, _, ident) in zip(files, read, strict=True)
-                        if table is not None and cache_dir_of(f) == d])
-    return [table for table, _, _ in read]
+            _warn(f, problem)  # here, in the caller's thread and file order
+        else:
+            pieces.append(Piece(table, (f,), (table.num_rows,), (identity,)))
+    close_run()
+    pieces = _merge_pieces(pieces)
+    if columns is None:
+        _refresh_caches(caches, pieces, {sweeps[i] for i in todo}, files, sweeps)
+    return pieces
 
 
-def _identity(path: Path) -> tuple[int, int, int] | None:
+def _merge_pieces(pieces: list[Piece]) -> list[Piece]:
+    """Consecutive pieces of one sweep as one contiguous table: 10,000 freshly read
+    files are 10,000 chunks per column otherwise, which cost seconds in every step
+    after (joining, pandas, writing the cache). Pieces whose types disagree stay apart."""
+    merged: list[Piece] = []
+    for _, group in itertools.groupby(pieces, key=lambda p: cache_dir_of(p.files[0])):
+        group = list(group)
+        if len(group) > 1:
+            try:
+                table = pa.concat_tables([p.table for p in group], promote_options="permissive")
+            except (pa.ArrowException, ValueError):
+                merged.extend(group)
+                continue
+            group = [Piece(table.combine_chunks(), *(tuple(itertools.chain.from_iterable(
+                getattr(p, name) for p in group)) for name in ("files", "counts", "identities")))]
+        merged.extend(group)
+    return merged
+
+
+def _refresh_caches(caches: dict[str, RowCache], pieces: list[Piece], touched: set,
+                    files: Sequence[str], sweeps: Sequence[str | None]) -> None:
+    """Rewrite the cache of each sweep whose files changed, were added or were removed."""
+    listed: dict[str, set[str]] = {}
+    for f, d in zip(files, sweeps, strict=True):
+        if d in caches:
+            listed.setdefault(d, set()).add(f[len(d) + 1:])
+    for d, cache in caches.items():
+        if d not in touched and not set(cache.files) - listed.get(d, set()):
+            continue
+        write_cache(d, [(p.table, [(f[len(d) + 1:], ident, n) for f, ident, n
+                                   in zip(p.files, p.identities, p.counts, strict=True)])
+                        for p in pieces if cache_dir_of(p.files[0]) == d])
+
+
+def _read_checked(path: str, columns: Sequence[str] | None = None
+                  ) -> tuple[pa.Table | None, str, Identity | None]:
+    """(table, "", identity) or (None, why it is skipped, None): the checks of a file.
+    With `columns`, only those are read and the identity is not taken."""
     try:
-        st = os.stat(path)
-    except OSError:
-        return None
-    return (st.st_ino, st.st_mtime_ns, st.st_size)
-
-
-def _read_checked(path: Path) -> tuple[pa.Table | None, str, Any]:
-    """(table, "", identity) or (None, why it is skipped, None): the checks of a file."""
-    try:
-        table, identity = read_parquet_signed(path)
+        if columns is None:
+            table, identity = read_parquet_signed(path)
+        else:
+            table, identity = read_parquet_once(path, columns), None
     except Exception as exc:  # truncated, not parquet, unreadable: skip, the rest still loads
         return None, f"unreadable parquet ({type(exc).__name__}: {exc})", None
     missing = [c for c in REQUIRED_COLUMNS if c not in table.column_names]
@@ -157,16 +241,16 @@ def _read_checked(path: Path) -> tuple[pa.Table | None, str, Any]:
     return table, "", identity
 
 
-def _tables_to_frame(tables: list[tuple[Path, pa.Table]]) -> pd.DataFrame:
-    """One frame of every table (plus TRIAL_DIR), converted to pandas once; files whose
-    column types disagree (another writer's) fall back to one frame per file."""
+def _pieces_to_frame(pieces: list[Piece]) -> pd.DataFrame:
+    """One frame of every piece (plus TRIAL_DIR), converted to pandas once; pieces whose
+    column types disagree (another writer's files) fall back to one frame per piece."""
     try:
-        joined = pa.concat_tables([t for _, t in tables], promote_options="permissive")
+        joined = pa.concat_tables([p.table for p in pieces], promote_options="permissive")
+        df = joined.to_pandas()
     except (pa.ArrowException, ValueError):
-        return pd.concat([_table_to_frame(path, t) for path, t in tables], ignore_index=True)
-    df = joined.to_pandas()
-    dirs = np.array([str(path.resolve().parent) for path, _ in tables], dtype=object)
-    df[TRIAL_DIR] = np.repeat(dirs, [t.num_rows for _, t in tables])
+        df = pd.concat([p.table.to_pandas() for p in pieces], ignore_index=True)
+    dirs = np.array([os.path.dirname(f) for p in pieces for f in p.files], dtype=object)
+    df[TRIAL_DIR] = np.repeat(dirs, [n for p in pieces for n in p.counts])
     return df
 
 
@@ -178,32 +262,22 @@ def sample_path(row: Mapping[str, Any] | pd.Series) -> Path | None:
     return Path(base) / rel
 
 
-def _unique_files(files: list[Path]) -> list[Path]:
-    """The same file reached through two given paths (root and sweep dir) is read once."""
-    seen: set[Path] = set()
-    unique = []
-    for f in files:
-        key = f.resolve()
-        if key not in seen:
-            seen.add(key)
-            unique.append(f)
-    return unique
-
-
-def _warn(path: Path, problem: str) -> None:
+def _warn(path: str, problem: str) -> None:
     warnings.warn(f"skipping {path}: {problem}", ResultsWarning, stacklevel=3)
 
 
-def _table_to_frame(path: Path, table: pa.Table) -> pd.DataFrame:
-    df = table.to_pandas()
-    df[TRIAL_DIR] = str(path.resolve().parent)
-    return df
+def _schema_types(columns: Sequence[str] | None) -> dict[str, str]:
+    """The schema's column types, of every column or of `columns` (in schema order)."""
+    if columns is None:
+        return schema.COLUMN_TYPES
+    return {c: k for c, k in schema.COLUMN_TYPES.items() if c in set(columns)}
 
 
-def _conform(df: pd.DataFrame) -> pd.DataFrame:
-    """Every schema column present and typed; schema order first, extras after."""
+def _conform(df: pd.DataFrame, columns: Sequence[str] | None = None) -> pd.DataFrame:
+    """Every schema column (or `columns` of them) present and typed; schema order first,
+    extras after."""
     out = {}
-    for col, kind in schema.COLUMN_TYPES.items():
+    for col, kind in _schema_types(columns).items():
         dtype = _PANDAS_DTYPES[kind]
         if col not in df:
             out[col] = pd.Series(_MISSING.get(kind), index=df.index, dtype=dtype)

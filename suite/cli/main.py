@@ -227,8 +227,10 @@ def cmd_run(args: argparse.Namespace) -> int:
 
     with RichProgress(sweep.name, len(trials), quiet=args.quiet) as progress:
         results = launcher.launch(trials, ctx, on_event=progress.handle)
+    from analysis.load import refresh_row_cache
     from suite.cli.tables import print_results
 
+    refresh_row_cache(sweep_dir(ctx.out, sweep.name))  # big sweeps: show/status read one file
     print_results(sweep_dir(ctx.out, sweep.name), trial_ids={t.trial_id for t in trials})
     failed = [r for r in results if r.status == schema.STATUS_FAILED]
     if failed:

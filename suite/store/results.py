@@ -66,11 +66,18 @@ def read_parquet_once(path: Path, columns: Iterable[str] | None = None) -> pa.Ta
     `columns`: only those of them the file has (status needs 3 of ~150).
     """
     with open(path, "rb") as handle:
-        if columns is None:
-            return pq.read_table(handle)
-        parquet = pq.ParquetFile(handle)
-        names = set(parquet.schema_arrow.names)
-        return parquet.read(columns=[c for c in columns if c in names])
+        return _read_handle(handle, columns)
+
+
+def _read_handle(handle: Any, columns: Iterable[str] | None = None) -> pa.Table:
+    """ParquetFile.read, not pq.read_table: the dataset machinery behind read_table
+    costs ~2x the CPU on a small file (4 vs 6-8 ms for a 2-row, 135-column one), and a
+    file of a few rows gains nothing from a thread per column."""
+    parquet = pq.ParquetFile(handle)
+    if columns is None:
+        return parquet.read(use_threads=False)
+    names = set(parquet.schema_arrow.names)
+    return parquet.read(columns=[c for c in columns if c in names], use_threads=False)
 
 
 def read_parquet_signed(path: Path) -> tuple[pa.Table, tuple[int, int, int]]:
@@ -78,7 +85,7 @@ def read_parquet_signed(path: Path) -> tuple[pa.Table, tuple[int, int, int]]:
     the one handle), the key suite.store.row_cache keeps it under."""
     with open(path, "rb") as handle:
         st = os.fstat(handle.fileno())
-        return pq.read_table(handle), (st.st_ino, st.st_mtime_ns, st.st_size)
+        return _read_handle(handle), (st.st_ino, st.st_mtime_ns, st.st_size)
 
 
 def read_table(path: Path, columns: Iterable[str] | None = None) -> pa.Table:
@@ -115,3 +122,46 @@ def result_files(*paths: Path) -> list[Path]:
     return found
 
 
+
+
+def find_result_files(*paths: str | Path) -> list[str]:
+    """Real paths of every result.parquet under `paths` (sweep dirs, results roots or
+    result files), each once: sorted within a path, paths in the order given.
+
+    Walks with os.scandir on strings (10,000 trials list in well under a second, where
+    Path.rglob and resolve() took seconds), does not descend into symlinked
+    directories (as rglob), nor below a directory that holds a result file (a
+    trial's own subdirectories hold none)."""
+    seen: set[str] = set()
+    found: list[str] = []
+    for p in paths:
+        p = os.fspath(p)
+        if os.path.basename(p) == RESULT_FILE:
+            files = [os.path.realpath(p)]
+        else:
+            files = sorted(_walk_result_files(os.path.realpath(p)), key=lambda f: f.split(os.sep))
+        for f in files:
+            if f not in seen:
+                seen.add(f)
+                found.append(f)
+    return found
+
+
+def _walk_result_files(directory: str) -> list[str]:
+    """Result files under a real directory path, as real paths."""
+    try:
+        with os.scandir(directory) as it:
+            entries = list(it)
+    except OSError:  # gone or unreadable meanwhile: as rglob, nothing from it
+        return []
+    for entry in entries:
+        if entry.name == RESULT_FILE and entry.is_file():
+            return [os.path.realpath(entry.path) if entry.is_symlink() else entry.path]
+    found: list[str] = []
+    for entry in entries:
+        try:
+            if entry.is_dir(follow_symlinks=False):
+                found.extend(_walk_result_files(entry.path))
+        except OSError:
+            continue
+    return found

@@ -11,15 +11,19 @@ files by rename (a new inode), so a rewritten file is read again; a reader racin
 a rename gets one whole version either way, as without the cache. The cache is
 written atomically, only for sweeps of CACHE_MIN_FILES files or more, and only
 when something changed; a directory the reader may not write gets no cache.
-Nothing but `analysis.load_results` reads it; deleting it only costs time.
+`analysis.load_results` writes it; `genbench status` and `show` read the few
+columns they need from it. Deleting it only costs time.
 """
 
 from __future__ import annotations
 
 import contextlib
-from collections.abc import Sequence
+import os
+from collections.abc import Iterable, Sequence
+from dataclasses import dataclass
 from pathlib import Path
 
+import numpy as np
 import pyarrow as pa
 import pyarrow.parquet as pq
 
@@ -34,43 +38,82 @@ _KEY_COLUMNS = (FILE, INODE, MTIME, SIZE)
 Identity = tuple[int, int, int]
 
 
-def cache_dir_of(result_file: Path) -> Path | None:
-    """The sweep directory of `<sweep>/trials/<id>/result.parquet`, else None."""
-    trial = Path(result_file).parent
-    return trial.parent.parent if trial.parent.name == TRIALS_DIR else None
+@dataclass(frozen=True)
+class CachedFile:
+    """Where one result file's rows sit in the cache table, and the file version they are."""
+
+    identity: Identity
+    start: int
+    length: int
 
 
-def read_cache(sweep: Path) -> dict[str, tuple[Identity, pa.Table]]:
-    """Relative result-file path -> (identity, its rows); {} when absent or unreadable."""
+@dataclass(frozen=True)
+class RowCache:
+    """The cache's rows (key columns dropped) and, per relative file path, its place."""
+
+    table: pa.Table
+    files: dict[str, CachedFile]
+
+    def hit(self, name: str, path: str) -> CachedFile | None:
+        """The entry of `name` while the file at `path` is still the version cached."""
+        entry = self.files.get(name)
+        return entry if entry is not None and entry.identity == file_identity(path) else None
+
+
+EMPTY = RowCache(pa.table({}), {})
+
+
+def file_identity(path: str | Path) -> Identity | None:
+    """(inode, mtime_ns, size) of the file now, or None when it cannot be stat'ed."""
     try:
-        table = read_parquet_once(Path(sweep) / CACHE_FILE)
-    except Exception:  # absent, partial, from another version: the files are the truth
-        return {}
+        st = os.stat(path)
+    except OSError:
+        return None
+    return (st.st_ino, st.st_mtime_ns, st.st_size)
+
+
+def cache_dir_of(result_file: str) -> str | None:
+    """The sweep directory of `<sweep>/trials/<id>/result.parquet`, else None."""
+    trials = os.path.dirname(os.path.dirname(result_file))
+    return os.path.dirname(trials) if os.path.basename(trials) == TRIALS_DIR else None
+
+
+def read_cache(sweep: str | Path, columns: Iterable[str] | None = None) -> RowCache:
+    """The cache of `sweep` (only `columns` of its rows, those it has); EMPTY when absent
+    or unreadable: the files are the truth."""
+    wanted = None if columns is None else [*_KEY_COLUMNS, *columns]
+    try:
+        table = read_parquet_once(Path(sweep) / CACHE_FILE, wanted)
+    except Exception:  # absent, partial, from another version
+        return EMPTY
     if any(c not in table.column_names for c in _KEY_COLUMNS) or table.num_rows == 0:
-        return {}
-    keys = list(zip(*(table[c].to_pylist() for c in _KEY_COLUMNS), strict=True))
-    rows = table.drop_columns(list(_KEY_COLUMNS))
-    out: dict[str, tuple[Identity, pa.Table]] = {}
-    start = 0
-    for i in range(1, len(keys) + 1):
-        if i == len(keys) or keys[i] != keys[start]:
-            name, inode, mtime, size = keys[start]
-            out[name] = ((inode, mtime, size), rows.slice(start, i - start))
-            start = i
-    return out
+        return EMPTY
+    names = table[FILE].to_numpy(zero_copy_only=False)
+    # A file's rows are contiguous: an entry starts wherever the file name changes.
+    starts = np.flatnonzero(np.r_[True, names[1:] != names[:-1]])
+    ends = np.r_[starts[1:], len(names)]
+    keys = zip(*(table[c].take(starts).to_pylist() for c in _KEY_COLUMNS), strict=True)
+    files = {name: CachedFile((inode, mtime, size), int(s), int(e - s))
+             for (name, inode, mtime, size), s, e in zip(keys, starts, ends, strict=True)}
+    return RowCache(table.drop_columns(list(_KEY_COLUMNS)), files)
 
 
-def write_cache(sweep: Path, entries: Sequence[tuple[str, Identity, pa.Table]]) -> None:
-    """Replace the cache with `entries` (relative path, identity, rows); silently nothing
-    when the directory is not writable or the tables do not join."""
+def write_cache(sweep: str | Path,
+                pieces: Sequence[tuple[pa.Table, Sequence[tuple[str, Identity, int]]]]) -> None:
+    """Replace the cache with `pieces`: tables of rows, each with the (relative path,
+    identity, row count) of the files its rows come from, in row order. Silently
+    nothing when the directory is not writable or the tables do not join."""
     tables = []
-    for name, (inode, mtime, size), table in entries:
-        n = table.num_rows
-        tables.append(table.append_column(FILE, pa.array([name] * n, pa.string()))
-                      .append_column(INODE, pa.array([inode] * n, pa.int64()))
-                      .append_column(MTIME, pa.array([mtime] * n, pa.int64()))
-                      .append_column(SIZE, pa.array([size] * n, pa.int64())))
+    for table, files in pieces:
+        counts = [n for _, _, n in files]
+        keys = {FILE: [name for name, _, _ in files], INODE: [i[0] for _, i, _ in files],
+                MTIME: [i[1] for _, i, _ in files], SIZE: [i[2] for _, i, _ in files]}
+        for column, values in keys.items():
+            kind = pa.string() if column == FILE else pa.int64()
+            table = table.append_column(column, pa.array(np.repeat(
+                np.array(values, dtype=object if column == FILE else np.int64), counts), kind))
+        tables.append(table)
     with contextlib.suppress(OSError, GenbenchError, pa.ArrowException, ValueError):
-        joined = pa.concat_tables(tables, promote_options="permissive")
+        joined = pa.concat_tables(tables, promote_options="permissive").combine_chunks()
         write_atomic(Path(sweep) / CACHE_FILE, lambda tmp: pq.write_table(joined, tmp),
                      sync=False)

@@ -119,9 +119,15 @@ def write_sweep(root: Path, n: int = 60) -> Path:
 
 def old_load(*paths) -> pd.DataFrame:
     """The loader as it was: one file at a time, one frame per file, no cache."""
-    files = load._unique_files(load.result_files(*(Path(p) for p in paths)))
-    tables = [(f, t) for f, t in ((f, load._read_checked(f)[0]) for f in files) if t is not None]
-    frames = [load._table_to_frame(f, t) for f, t in tables]
+    seen, frames = set(), []
+    for p in paths:
+        for f in sorted(Path(p).rglob(RESULT_FILE)):
+            if f.resolve() in seen:
+                continue
+            seen.add(f.resolve())
+            table = load._read_checked(str(f))[0]
+            if table is not None:
+                frames.append(table.to_pandas().assign(**{load.TRIAL_DIR: str(f.resolve().parent)}))
     return load._deduplicate(load._conform(pd.concat(frames, ignore_index=True)))
 
 
@@ -155,6 +161,53 @@ def test_row_cache_gives_the_files_rows_and_follows_every_rewrite(tmp_path):
     assert "t0006" not in set(load.load_results(sweep)[schema.TRIAL_ID])
     (sweep / CACHE_FILE).write_bytes(b"garbage")  # a damaged cache costs time, not rows
     pd.testing.assert_frame_equal(load.load_results(sweep), old_load(sweep))
+
+
+def test_a_column_subset_reads_the_full_loads_values_with_or_without_the_cache(tmp_path):
+    from suite.store.row_cache import CACHE_FILE, CACHE_MIN_FILES
+
+    sweep = write_sweep(tmp_path, n=CACHE_MIN_FILES + 5)
+    wanted = [schema.MODEL, schema.FD_DOMAIN, schema.SAMPLES_PNG]
+    subset = load.load_results(sweep, columns=wanted)  # before any cache exists
+    assert not (sweep / CACHE_FILE).exists()  # a subset read never writes the cache
+    full = load.load_results(sweep)
+    assert (sweep / CACHE_FILE).is_file()
+    keep = [c for c in full.columns if c in subset.columns]
+    assert set(wanted) <= set(keep) and schema.ELBO not in subset.columns
+    pd.testing.assert_frame_equal(subset[keep], full[keep])
+    pd.testing.assert_frame_equal(load.load_results(sweep, columns=wanted)[keep], full[keep])
+    assert load.sample_path(subset.iloc[0]) == load.sample_path(full.iloc[0])
+
+
+def test_status_takes_cached_rows_without_decoding_and_rereads_a_rewritten_file(
+        tmp_path, monkeypatch):
+    from suite.store import status as status_module
+
+    sweep = write_sweep(tmp_path, n=120)
+    before = {s.trial_id: s for s in sweep_status(sweep)}  # no cache yet: every file read
+    load.refresh_row_cache(sweep)
+    TrialStore(tmp_path, "gen", "t0005").write_rows([])  # rewritten since it was cached
+    decoded = []
+    real_read_rows = status_module.read_rows
+    monkeypatch.setattr(status_module, "read_rows",
+                        lambda path, columns: decoded.append(path) or real_read_rows(path, columns))
+    after = {s.trial_id: s for s in sweep_status(sweep)}
+    assert [Path(p).parent.name for p in decoded] == ["t0005"]
+    assert after["t0005"].state == "missing" and before["t0005"].state == "ok"
+    assert {t: s for t, s in after.items() if t != "t0005"} == {
+        t: s for t, s in before.items() if t != "t0005"}
+
+
+def test_result_files_are_found_once_by_their_real_path(tmp_path):
+    sweep = write_sweep(tmp_path, n=3)
+    (tmp_path / "link").symlink_to(sweep)
+    found = load.find_result_files(tmp_path, tmp_path / "link", sweep / "trials" / "t0001" /
+                                   RESULT_FILE)
+    assert found == [str((sweep / "trials" / f"t000{i}" / RESULT_FILE).resolve())
+                     for i in range(3)]
+    frame = load.load_results(tmp_path / "link")
+    assert set(frame[load.TRIAL_DIR]) == {str((sweep / "trials" / f"t000{i}").resolve())
+                                          for i in range(3)}
 
 
 def test_status_and_show_of_many_trials(tmp_path, capsys):
