@@ -8,6 +8,7 @@ from typing import Any
 import keras
 
 from suite.models.conditioning import one_hot_labels
+from suite.models.optimizers import one_replica_optimizer
 from suite.models.precision import scaled_optimizer
 
 # Averages tensors across replicas inside a compiled step (identity on one worker). The
@@ -18,8 +19,10 @@ GradientReducer = Callable[[list[Any]], list[Any]]
 def build_adam(lr: float, beta1: float, precision: str) -> keras.optimizers.Optimizer:
     """Adam with the trial's lr and beta1 (the `beta1` axis: 0.9 as the TensorFlow
     tutorials, 0.5 as the DCGAN paper; beta2 and epsilon are Keras' defaults), wrapped
-    for loss scaling when `precision` needs it."""
-    return scaled_optimizer(keras.optimizers.Adam(lr, beta_1=beta1), precision)
+    for loss scaling when `precision` needs it; traced in one process as often as
+    trials run there without keeping each trace alive (suite.models.optimizers)."""
+    return one_replica_optimizer(
+        scaled_optimizer(keras.optimizers.Adam(lr, beta_1=beta1), precision))
 
 
 class GenerativeModel(keras.Model):

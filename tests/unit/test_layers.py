@@ -30,7 +30,7 @@ ALLOWED: dict[str, set[str]] = {
     "data": {"common"},
     "models": {"common", "store"},
     "metrics": {"common", "store"},
-    "backbones": {"common", "store", "machine", "data", "metrics"},
+    "backbones": {"common", "store", "machine", "data", "models", "metrics"},
     "training": {"common", "store", "machine", "models"},
     "sweep": {"common", "store", "data", "models", "backbones", "training"},
     "artifacts": {"common", "store"},

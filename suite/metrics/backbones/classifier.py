@@ -19,6 +19,7 @@ import numpy as np
 
 from suite.common.errors import GenbenchError
 from suite.metrics.backbones.extractor import seeded_construction
+from suite.models.optimizers import one_replica_optimizer
 
 FEATURE_LAYER = "features"
 
@@ -114,7 +115,7 @@ def train_classifier(x_train: np.ndarray, y_train: np.ndarray, num_classes: int,
     network = build_classifier(tuple(x_train.shape[1:]), num_classes, config)
     trainer = keras.Model(network.input, network.outputs[1])
     schedule = keras.optimizers.schedules.CosineDecay(config.lr, steps)
-    trainer.compile(optimizer=keras.optimizers.Adam(schedule),
+    trainer.compile(optimizer=one_replica_optimizer(keras.optimizers.Adam(schedule)),
                     loss=keras.losses.SparseCategoricalCrossentropy(from_logits=True))
     rng = np.random.default_rng([config.seed, 0xD0])
     flip = config.flip_colour_images and x_train.shape[-1] == 3
