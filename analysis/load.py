@@ -72,8 +72,16 @@ class ResultsWarning(UserWarning):
 def refresh_row_cache(*paths: str | Path) -> None:
     """Bring the row cache of each big sweep under `paths` up to date (a full read of
     the files that changed), so the next `show`, `status` or `report` reads one file:
-    `genbench run` calls it when its trials are done."""
-    read_pieces(find_result_files(*paths))
+    `genbench run` calls it when its trials are done. Nothing to do below
+    CACHE_MIN_FILES files per sweep; damaged files are left to the reader that
+    reports them (no warning here, so none twice)."""
+    files = find_result_files(*paths)
+    if max(Counter(cache_dir_of(f) for f in files if cache_dir_of(f)).values(),
+           default=0) < CACHE_MIN_FILES:
+        return
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", ResultsWarning)
+        read_pieces(files)
 
 
 def empty_results(columns: Sequence[str] | None = None) -> pd.DataFrame:
