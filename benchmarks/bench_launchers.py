@@ -17,12 +17,19 @@ own process and results directory. Prints, side by side:
   psutil sampling of the `genbench run` process, children excluded): bounded
   means it stops growing with the number of trials.
 
+With `--parallel` the launchers run at once, each pinned to its own core (its
+processes and Ray's inherit the affinity, and genbench sizes threads and Ray's CPUs
+by it): the same conditions for both, in half the wall time of running them one
+after the other on all cores, which is what makes 1,000 trials of each fit a session.
+
     .venv/bin/python benchmarks/bench_launchers.py [--trials 1000] [--launchers local,ray]
+        [--parallel]
 """
 
 from __future__ import annotations
 
 import argparse
+import concurrent.futures
 import os
 import subprocess
 import sys
@@ -103,7 +110,9 @@ def in_trial_seconds(sweep_dir: Path) -> list[float]:
     return times
 
 
-def run_launcher(launcher: str, sweep: Path, root: Path, ray_concurrent: int) -> dict:
+def run_launcher(launcher: str, sweep: Path, root: Path, ray_concurrent: int,
+                 cpu: int | None = None) -> dict:
+    """Run the sweep with one launcher; `cpu` pins it (and all its children) to that core."""
     out = root / f"out-{launcher}"
     cmd = [sys.executable, "-m", "suite.cli.main", "run", str(sweep), "--out", str(out),
            "--launcher", launcher, "--quiet"]
@@ -112,8 +121,9 @@ def run_launcher(launcher: str, sweep: Path, root: Path, ray_concurrent: int) ->
     env = {**os.environ, "GENBENCH_CACHE": str(root / "cache"), "TF_CPP_MIN_LOG_LEVEL": "2"}
     start_wall = time.time()
     started = time.monotonic()
+    pin = None if cpu is None else (lambda: os.sched_setaffinity(0, {cpu}))
     proc = subprocess.Popen(cmd, env=env, stdout=subprocess.DEVNULL,
-                            stderr=open(root / f"{launcher}.log", "w"))
+                            stderr=open(root / f"{launcher}.log", "w"), preexec_fn=pin)
     sampler = Sampler(proc.pid)
     code = proc.wait()
     wall = time.monotonic() - started
@@ -150,6 +160,8 @@ def main() -> None:
     parser.add_argument("--launchers", default="local,ray")
     parser.add_argument("--ray-concurrent", type=int, default=1,
                         help="--max-concurrent of the Ray run (0: as resources allow)")
+    parser.add_argument("--parallel", action="store_true",
+                        help="run the launchers at once, each pinned to its own core")
     parser.add_argument("--keep", action="store_true", help="keep the results directory")
     args = parser.parse_args()
     root = Path(tempfile.mkdtemp(prefix="bench-launchers-"))
@@ -161,8 +173,20 @@ def main() -> None:
           f"{psutil.cpu_count()} cpus; results in {root}", flush=True)
     rows = [["launcher", "wall s", "wall/trial s", "in-trial s", "overhead/trial s",
              "driver peak MiB", "driver MiB at 10%/50%/100%"]]
-    for launcher in args.launchers.split(","):
-        result = run_launcher(launcher, sweep, root, args.ray_concurrent)
+    launchers = args.launchers.split(",")
+    if args.parallel:
+        cpus = sorted(os.sched_getaffinity(0))[: len(launchers)]
+        if len(cpus) < len(launchers):
+            raise SystemExit(f"--parallel needs a core per launcher: {len(cpus)} for {launchers}")
+        pinned = list(zip(launchers, cpus, strict=True))
+        print("  in parallel, " + ", ".join(f"{n} on cpu {c}" for n, c in pinned), flush=True)
+        with concurrent.futures.ThreadPoolExecutor(len(launchers)) as pool:
+            futures = [pool.submit(run_launcher, name, sweep, root, args.ray_concurrent, cpu)
+                       for name, cpu in pinned]
+            results = [f.result() for f in futures]
+    else:
+        results = [run_launcher(name, sweep, root, args.ray_concurrent) for name in launchers]
+    for launcher, result in zip(launchers, results, strict=True):
         rows.append(report(launcher, args.trials, result))
         print(f"  {launcher} done in {result['wall']:.0f} s", flush=True)
     widths = [max(len(r[i]) for r in rows) for i in range(len(rows[0]))]
