@@ -42,7 +42,14 @@ from suite.common.errors import GenbenchError, SpecError
 from suite.common.events import EPOCH_END, Event
 from suite.launchers.base import Launcher, TrialTracker
 from suite.launchers.options import check_choices, option
-from suite.launchers.ray_callbacks import LOSSES_KEY, TRIAL_KEY, event_bridge
+from suite.launchers.ray_callbacks import (
+    LOSSES_KEY,
+    TRIAL_KEY,
+    event_bridge,
+    trial_index,
+    tune_key,
+    tune_trial_dirname,
+)
 from suite.machine.cores import usable_cores
 from suite.machine.threads import THREADS_ENV, configure_threads_from_env
 from suite.store import schema
@@ -163,14 +170,10 @@ class RayTuneLauncher(Launcher):
         bridge = event_bridge(by_index, tracker)
 
         def resources(config: dict) -> tune.PlacementGroupFactory:
-            workers = by_index[config[TRIAL_KEY]].workers
+            workers = by_index[trial_index(config)].workers
             return tune.PlacementGroupFactory(
                 placement_bundles(workers, opts.cpus_per_worker, opts.gpus_per_worker),
                 strategy=opts.placement_strategy)
-
-        def dirname(tune_trial) -> str:
-            t = by_index[tune_trial.config[TRIAL_KEY]]
-            return f"{t.index:04d}-{t.trial_id}"
 
         trainable = tune.with_resources(
             tune.with_parameters(tune_trainable, trials=by_index, ctx=ctx,
@@ -180,13 +183,14 @@ class RayTuneLauncher(Launcher):
         storage = sweep_dir(ctx.out, trials[0].sweep) / TUNE_DIR
         tuner = tune.Tuner(
             trainable,
-            param_space={TRIAL_KEY: tune.grid_search(sorted(by_index))},
+            param_space={TRIAL_KEY: tune.grid_search([tune_key(by_index[i])
+                                                      for i in sorted(by_index)])},
             tune_config=tune.TuneConfig(max_concurrent_trials=opts.max_concurrent,
                                         # one TensorFlow import per worker, not per trial
                                         # (run_trial clears Keras' session and reseeds)
                                         reuse_actors=True,
-                                        trial_name_creator=dirname,
-                                        trial_dirname_creator=dirname),
+                                        trial_name_creator=tune_trial_dirname,
+                                        trial_dirname_creator=tune_trial_dirname),
             run_config=tune.RunConfig(
                 storage_path=str(storage),
                 name=time.strftime("tune-%Y%m%d-%H%M%S"),
@@ -197,7 +201,7 @@ class RayTuneLauncher(Launcher):
         if grid.num_errors + grid.num_terminated < len(trials):
             raise KeyboardInterrupt  # Tune stopped early (Ctrl-C): the CLI says how to resume
         for result in grid:  # trials whose end the callback did not see
-            t = by_index[result.config[TRIAL_KEY]]
+            t = by_index[trial_index(result.config)]
             error = f"{type(result.error).__name__}: {result.error}" if result.error else ""
             tracker.end(t, problem=error or "the Ray Tune trial ended before the trial finished")
 
@@ -251,7 +255,7 @@ def report_epoch(event: Event) -> None:
 def tune_trainable(config: dict, *, trials: dict[int, Trial], ctx: RunContext,
                    cpus_per_worker: float, gpus_per_worker: float) -> None:
     """Tune's function trainable: one genbench trial; raises when it failed, so Tune retries."""
-    trial = trials[config[TRIAL_KEY]]
+    trial = trials[trial_index(config)]
     if trial.workers == 1:
         # TensorFlow's pool sized to the reservation, before its first op.
         os.environ.setdefault(THREADS_ENV, str(max(1, int(cpus_per_worker))))

@@ -14,6 +14,7 @@ import importlib.util
 import io
 import logging
 import os
+import re
 import signal
 import subprocess
 import sys
@@ -221,6 +222,25 @@ def test_epoch_losses_reported_to_tune(grid_run):
         assert frame["epoch"].tolist() == [1, 2], path
         loss = "losses/loss_g" if "losses/loss_g" in frame else "losses/elbo"
         assert frame[loss].notna().all(), path
+
+
+@pytest.mark.slow
+def test_tune_trial_state_holds_no_other_trial(grid_run):
+    """Tune keeps each trial's saved state in the driver and rewrites all of them at every
+    experiment checkpoint: a state that carried the sweep's trials (a name creator closing
+    over them) made the driver grow by 0.6 MB per trial at 1,000 trials."""
+    import json
+
+    tmp = grid_run[0]
+    [state_file] = (tmp / "ray" / "raygrid" / "ray").glob("tune-*/experiment_state-*.json")
+    states = [json.loads(state) for state, _ in json.loads(state_file.read_text())["trial_data"]]
+    names = [s["relative_logdir"] for s in states]
+    assert len(names) == 5 and all(re.fullmatch(r"\d{4}-[0-9a-f]{12}", n) for n in names)
+    for state, name in zip(states, names, strict=True):
+        text = json.dumps(state)
+        for other in set(names) - {name}:
+            trial_id = other.split("-", 1)[1]
+            assert trial_id not in text and trial_id.encode().hex() not in text, name
 
 
 @pytest.mark.slow
