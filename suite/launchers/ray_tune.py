@@ -11,7 +11,10 @@ never a second grid definition. Each Tune trial reserves a placement group:
 
 Results go to the same parquet store as the local launcher (rank 0 writes under
 --out, which must be a shared filesystem on a cluster); per-epoch losses are also
-reported to Tune, whose own files live under <out>/<sweep>/ray/. The store, not
+reported to Tune, whose own files live under <out>/<sweep>/ray/. Tune keeps every trial
+of an experiment in the driver until the experiment ends, so a sweep of more than
+--experiment-trials trials runs as consecutive experiments of that many: the driver's
+memory is bounded by that, not by the sweep. The store, not
 Tune's experiment state, decides what is left to do: a re-run starts a fresh Tune
 experiment in which finished trials are skipped and interrupted ones resume from
 their epoch checkpoint (Tuner.restore is not meant for a changed trial selection).
@@ -79,6 +82,10 @@ class RayTuneOptions:
     gpus_per_worker: float = option(0.0, "GPUs per worker", metavar="G")
     max_failures: int = option(1, "retries of a failing trial before it is recorded failed",
                                metavar="F")
+    experiment_trials: int = option(
+        500, "trials per Tune experiment: Tune holds an experiment's every trial in the "
+        "driver until it ends, so a larger sweep runs as consecutive experiments",
+        metavar="N")
     dashboard: bool = option(False, "start the Ray dashboard on 127.0.0.1 (embedded Ray)")
     placement_strategy: str = option(
         "PACK", "how a trial's bundles spread over Ray nodes (SPREAD/STRICT_SPREAD: one "
@@ -93,6 +100,9 @@ class RayTuneOptions:
             raise SpecError(where, "cpus_per_worker", f"must be > 0, got {self.cpus_per_worker}")
         if self.gpus_per_worker < 0:
             raise SpecError(where, "gpus_per_worker", f"must be >= 0, got {self.gpus_per_worker}")
+        if self.experiment_trials < 1:
+            raise SpecError(where, "experiment_trials",
+                            f"must be >= 1, got {self.experiment_trials}")
         if self.max_failures < 0:
             raise SpecError(where, "max_failures", f"must be >= 0, got {self.max_failures}")
         if self.dashboard and self.address:
@@ -129,8 +139,12 @@ class RayTuneLauncher(Launcher):
         # Tune trials run with another working directory, possibly on another host.
         ctx = dataclasses.replace(ctx, out=Path(ctx.out).resolve(), data_dir=(
             str(Path(ctx.data_dir).resolve()) if ctx.data_dir else ctx.data_dir))
+        name = time.strftime("tune-%Y%m%d-%H%M%S")
+        size = self.options.experiment_trials
+        parts = [trials[i:i + size] for i in range(0, len(trials), size)]
         with self._ray_connection():
-            self._tune(trials, ctx, tracker)
+            for k, part in enumerate(parts):  # the driver keeps one part's Tune trials
+                self._tune(part, ctx, tracker, name if len(parts) == 1 else f"{name}-{k:03d}")
 
     @contextlib.contextmanager
     def _ray_connection(self) -> Iterator[None]:
@@ -162,7 +176,9 @@ class RayTuneLauncher(Launcher):
         finally:
             ray.shutdown()
 
-    def _tune(self, trials: list[Trial], ctx: RunContext, tracker: TrialTracker) -> None:
+    def _tune(self, trials: list[Trial], ctx: RunContext, tracker: TrialTracker,
+              name: str) -> None:
+        """One Tune experiment of `trials` (at most --experiment-trials of the sweep)."""
         from ray import tune
 
         opts = self.options
@@ -193,7 +209,7 @@ class RayTuneLauncher(Launcher):
                                         trial_dirname_creator=tune_trial_dirname),
             run_config=tune.RunConfig(
                 storage_path=str(storage),
-                name=time.strftime("tune-%Y%m%d-%H%M%S"),
+                name=name,
                 failure_config=tune.FailureConfig(max_failures=opts.max_failures),
                 callbacks=[bridge, *_tune_loggers()], verbose=0))
         with contextlib.redirect_stdout(sys.stderr), _env(TUNE_NO_AUTO_LOGGERS, "1"):

@@ -151,6 +151,8 @@ def test_options_are_checked():
 
     with pytest.raises(SpecError, match="max_concurrent"):
         LAUNCHERS.get("ray")(max_concurrent=0)
+    with pytest.raises(SpecError, match="experiment_trials"):
+        LAUNCHERS.get("ray")(experiment_trials=0)
     with pytest.raises(SpecError, match="valid options: address"):
         LAUNCHERS.get("ray")(timeline=True)
     with pytest.raises(SpecError, match="dashboard"):
@@ -182,8 +184,10 @@ def grid_run(ray_cluster, tmp_path_factory):
     tmp = tmp_path_factory.mktemp("grid")
     sweep = write(tmp / "grid.yaml", GRID)
     started = time.monotonic()
+    # 5 trials as 3 consecutive Tune experiments (2 + 2 + 1): what bounds the driver's
+    # memory in a sweep of thousands runs here too.
     code, stdout = run_cli("run", str(sweep), "--out", str(tmp / "ray"), "--launcher", "ray",
-                           "--quiet")
+                           "--experiment-trials", "2", "--quiet")
     print(f"ray grid sweep: {time.monotonic() - started:.1f} s")
     local_code, _ = run_cli("run", str(sweep), "--out", str(tmp / "local"), "--trial-index", "0",
                             "--quiet")
@@ -213,9 +217,11 @@ def test_epoch_losses_reported_to_tune(grid_run):
     import pandas as pd
 
     tmp = grid_run[0]
-    experiments = list((tmp / "ray" / "raygrid" / "ray").glob("tune-*"))
-    assert len(experiments) == 1  # the re-run started no Tune experiment: all were done
-    progress = sorted(experiments[0].glob("*/progress.csv"))
+    experiments = sorted((tmp / "ray" / "raygrid" / "ray").glob("tune-*"))
+    # 3 experiments of at most 2 trials; the re-run started none: all were done
+    assert [e.name[-4:] for e in experiments] == ["-000", "-001", "-002"]
+    assert [len(list(e.glob("*/progress.csv"))) for e in experiments] == [2, 2, 1]
+    progress = sorted(p for e in experiments for p in e.glob("*/progress.csv"))
     assert len(progress) == 5
     for path in progress:
         frame = pd.read_csv(path)
@@ -232,8 +238,9 @@ def test_tune_trial_state_holds_no_other_trial(grid_run):
     import json
 
     tmp = grid_run[0]
-    [state_file] = (tmp / "ray" / "raygrid" / "ray").glob("tune-*/experiment_state-*.json")
-    states = [json.loads(state) for state, _ in json.loads(state_file.read_text())["trial_data"]]
+    states = [json.loads(state)
+              for path in (tmp / "ray" / "raygrid" / "ray").glob("tune-*/experiment_state-*.json")
+              for state, _ in json.loads(path.read_text())["trial_data"]]
     names = [s["relative_logdir"] for s in states]
     assert len(names) == 5 and all(re.fullmatch(r"\d{4}-[0-9a-f]{12}", n) for n in names)
     for state, name in zip(states, names, strict=True):
