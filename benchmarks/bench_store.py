@@ -1,7 +1,11 @@
 """Store and analysis speed at cluster size: load_results, show, status, report on 10,000 trials.
 
-    .venv/bin/genbench run smoke --out /tmp/gb/smoke-results --data-dir ../shared/data
-    .venv/bin/python benchmarks/bench_store.py --source /tmp/gb/smoke-results/smoke
+    .venv/bin/python benchmarks/bench_store.py [--source results/demo]
+
+Without `--source` it takes `results/demo` (what `make run` writes) or
+`results/smoke` if one holds finished trials, and otherwise runs the built-in
+`smoke` sweep once into `<--work>-source` (about 2 minutes on 2 cores), so `make
+bench` works on a fresh clone.
 
 Builds a synthetic sweep directory of `--trials` trials from the REAL trial
 directories of `--source` (any finished sweep): trial i is a copy of source
@@ -50,6 +54,28 @@ def new_trial_id(i: int) -> str:
     return hashlib.sha256(f"bench-store-{i}".encode()).hexdigest()[:12]
 
 
+DEFAULT_SOURCES = (Path("results/demo"), Path("results/smoke"))
+
+
+def has_results(sweep_dir: Path) -> bool:
+    """Whether a sweep directory holds at least one finished trial's result file."""
+    return any((sweep_dir / TRIALS_DIR).glob(f"*/{RESULT_FILE}"))
+
+
+def find_source(work: Path) -> Path:
+    """A finished sweep to replicate: `make run`'s, or a smoke sweep run here once."""
+    for candidate in DEFAULT_SOURCES:
+        if has_results(candidate):
+            return candidate
+    out = work.with_name(work.name + "-source")
+    if not has_results(out / "smoke"):
+        print(f"bench_store: no finished sweep in {' or '.join(map(str, DEFAULT_SOURCES))}; "
+              f"running the smoke sweep into {out} once", flush=True)
+        genbench = str(Path(sys.executable).with_name("genbench"))
+        subprocess.run([genbench, "run", "smoke", "--out", str(out), "--quiet"], check=True)
+    return out / "smoke"
+
+
 def build_sweep(source: Path, work: Path, trials: int) -> Path:
     """`work`/<sweep name>/trials/<id>/ for `trials` copies of the source's trials."""
     sources = sorted(p for p in (source / TRIALS_DIR).iterdir() if (p / RESULT_FILE).is_file())
@@ -82,7 +108,7 @@ def copy_trial(src: Path, table: pa.Table, out: Path, i: int, n_sources: int) ->
         if path.is_dir():
             target.mkdir(exist_ok=True)
         elif path.name not in (RESULT_FILE, CONFIG_FILE):
-            os.link(path, target)
+            link_file(path, target)
     ids = {schema.TRIAL_ID: trial_id, schema.TRIAL_INDEX: i, schema.SEED: seed}
     for column, value in ids.items():
         pos = table.schema.get_field_index(column)
@@ -96,6 +122,14 @@ def copy_trial(src: Path, table: pa.Table, out: Path, i: int, n_sources: int) ->
         config = json.loads((src / CONFIG_FILE).read_text())
         (dst / CONFIG_FILE).write_text(json.dumps(_with_ids(config, trial_id, i, seed),
                                                   indent=2, sort_keys=True) + "\n")
+
+
+def link_file(path: Path, target: Path) -> None:
+    """A hard link, or a symbolic one across filesystems (never a copy: 10,000 checkpoints)."""
+    try:
+        os.link(path, target)
+    except OSError:
+        os.symlink(path.resolve(), target)
 
 
 def _rewrite_config(text: str | None, trial_id: str, index: int, seed: int) -> str | None:
@@ -123,16 +157,18 @@ def timed(label: str, argv: list[str]) -> float:
 
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--source", type=Path, default=Path("results/smoke"),
-                        help="a finished sweep directory whose trials are replicated")
+    parser.add_argument("--source", type=Path, default=None,
+                        help="a finished sweep directory whose trials are replicated "
+                             "(default: results/demo or results/smoke, else a smoke run)")
     parser.add_argument("--trials", type=int, default=10_000)
     parser.add_argument("--work", type=Path, default=Path("/tmp/genbench-bench-store"),
                         help="where the synthetic sweep is built (kept for the next run)")
     parser.add_argument("--skip", default="", help="comma-separated steps not to time")
     args = parser.parse_args(argv)
+    source = args.source or find_source(args.work)
     started = time.perf_counter()
-    sweep = build_sweep(args.source, args.work, args.trials)
-    print(f"sweep: {sweep} ({args.trials:,} trials from {args.source}; built or reused in "
+    sweep = build_sweep(source, args.work, args.trials)
+    print(f"sweep: {sweep} ({args.trials:,} trials from {source}; built or reused in "
           f"{time.perf_counter() - started:.1f} s)")
     python, genbench = sys.executable, str(Path(sys.executable).with_name("genbench"))
     load = [python, "-c", "import sys, analysis; print(len(analysis.load_results(sys.argv[1])))",
