@@ -8,7 +8,8 @@ cover each class's variety gets close to the accuracy of the same classifier
 trained on real images; one that ignores its labels gets chance.
 
 Opt-in (`eval.cas: true`): it trains a network at every milestone, about as
-long as the backbone's own one-off training (800 steps for 10,000 samples).
+long as the backbone's own one-off training (300 steps for 10,000 samples, 800 for
+CIFAR-10: the dataset's step budget, suite.metrics.backbones.classifier).
 Deterministic from (trial seed, epoch): the samples are, and so is every seed
 of the classifier (initialisers, dropout, shuffling and augmentation). The row
 records the protocol in `cas_protocol`. Unconditional models, eval splits
@@ -27,6 +28,7 @@ from suite.metrics.backbones.classifier import (
     DEFAULT_CONFIG,
     ClassifierConfig,
     classifier_accuracy,
+    classifier_config,
     train_classifier,
     training_steps,
 )
@@ -36,10 +38,10 @@ CAS_SALT = 0xCA5  # separates the classifier's seeds from every other stream of 
 SEED_RANGE = 2**20  # Keras seeds are small integers (they are offset per layer)
 
 
-def cas_config(seed: tuple[int, int]) -> ClassifierConfig:
-    """The classifier recipe, seeded from (trial seed, epoch)."""
+def cas_config(dataset: str, seed: tuple[int, int]) -> ClassifierConfig:
+    """The dataset's classifier recipe, seeded from (trial seed, epoch)."""
     state = np.random.SeedSequence([CAS_SALT, *seed]).generate_state(1)[0]
-    return replace(DEFAULT_CONFIG, seed=int(state % SEED_RANGE))
+    return replace(classifier_config(dataset), seed=int(state % SEED_RANGE))
 
 
 def cas_protocol(n_samples: int, data: ImageData, config: ClassifierConfig) -> str:
@@ -53,7 +55,7 @@ def cas_protocol(n_samples: int, data: ImageData, config: ClassifierConfig) -> s
 def samples_to_cas(images: np.ndarray, labels: np.ndarray, data: ImageData,
                    seed: tuple[int, int]) -> tuple[float, str]:
     """(accuracy on the real eval split, protocol) of a classifier trained on the samples."""
-    config = cas_config(seed)
+    config = cas_config(data.name, seed)
     network = train_classifier(images, labels, data.num_classes, config)
     accuracy = classifier_accuracy(network, data.x_eval, data.y_eval)
     return accuracy, cas_protocol(len(images), data, config)

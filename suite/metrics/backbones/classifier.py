@@ -3,21 +3,27 @@ network, and the classifier that the classification accuracy score trains on sam
 
 Training is seeded (initialisers, dropout, shuffling and augmentation) and in
 proportion to the data: `config.epochs` passes over the images, at most
-`config.steps` steps, so 8,000 images get the full 800 steps (about 13 passes)
-and a 240-image file about twenty. One compiled train step serves every batch
-(`train_on_batch`): a `fit()` call per pass cost about 0.5 s of set-up each, which
-made 800 one-step passes over a tiny dataset slower than training on 8,000 images.
+`config.steps` steps, so 8,000 images get the full 300 steps (about 5 passes)
+and a 240-image file about twenty. 300 steps, not the 800 first chosen: on MNIST
+they reach 98.75% eval accuracy against 99.2%, in 62 s instead of 166 s on a 2-core
+AVX2 CPU, which the first run (`make run`) pays once. A dataset that needs more
+declares its own budget (`classifier_config`; CIFAR-10 keeps 800).
+
+One compiled train step serves every batch (`train_on_batch`): a `fit()` call per
+pass cost about 0.5 s of set-up each, which made 800 one-step passes over a tiny
+dataset slower than training on 8,000 images.
 
 Pure numpy until a network is built: Keras is imported inside the functions.
 """
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 
 import numpy as np
 
 from suite.common.errors import GenbenchError
+from suite.data.catalog import classifier_steps
 from suite.metrics.backbones.extractor import seeded_construction
 from suite.models.optimizers import one_replica_optimizer
 
@@ -33,7 +39,7 @@ class ClassifierConfig:
     conv_widths: tuple[int, ...] = (32, 64, 128)  # 3x3 conv + BN + ReLU, max-pool between
     feature_dim: int = 128  # the penultimate layer: the FD features
     dropout: float = 0.3
-    steps: int = 800  # at most this many steps ...
+    steps: int = 300  # at most this many steps ...
     epochs: int = 20  # ... and at most this many passes over the images
     batch_size: int = 128
     lr: float = 2e-3  # Adam, cosine decay to 0 over the steps actually taken
@@ -44,6 +50,13 @@ class ClassifierConfig:
 
 
 DEFAULT_CONFIG = ClassifierConfig()
+
+
+def classifier_config(dataset: str, config: ClassifierConfig = DEFAULT_CONFIG
+                      ) -> ClassifierConfig:
+    """`config` with the dataset's own step budget, if its catalog entry declares one."""
+    steps = classifier_steps(dataset)
+    return config if steps is None else replace(config, steps=steps)
 
 
 def build_classifier(image_shape: tuple[int, int, int], num_classes: int,
