@@ -27,25 +27,25 @@ PYTEST_ARGS ?=
 
 $(PY):
 	$(PYTHON) -m venv $(VENV)
-	$(PY) -m pip install --quiet --upgrade pip
 
-# uv installs and locks, from a venv of its own (never .venv, which holds the lock and
-# nothing else): a cold-cache install of the lock took 61 s with uv against 108 s with
-# pip on a 2-core AVX2 machine, the same first import after either (--compile-bytecode).
-# It reads the system's certificate store, as pip does here. pip stays in .venv: Horovod
-# builds with it (tools/install-horovod.sh).
+# uv installs and locks: a cold-cache install of the lock took 61 s with uv against
+# 108 s with pip on a 2-core AVX2 machine, the same first import after either
+# (--compile-bytecode). It sits in a directory of its own, never in .venv's
+# site-packages (which holds the lock and nothing else), and reads the system's
+# certificate store, as pip does here. pip stays in .venv, upgraded: Horovod builds
+# with it (tools/install-horovod.sh).
 UV_VERSION ?= 0.13.9
 UV_TOOLS   := $(VENV)/uv-tools
 UV         := UV_SYSTEM_CERTS=1 $(UV_TOOLS)/bin/uv
 UV_STAMP   := $(UV_TOOLS)/.uv-$(UV_VERSION)
 
-$(UV_STAMP):
-	$(PYTHON) -m venv $(UV_TOOLS)
-	$(UV_TOOLS)/bin/python -m pip install --quiet uv==$(UV_VERSION)
+$(UV_STAMP): | $(PY)
+	$(PY) -m pip install --quiet --target $(UV_TOOLS) uv==$(UV_VERSION)
 	touch $@
 
 # The lock first, then the package itself without deps: nothing is resolved.
 $(STAMP): $(LOCK) setup.cfg pyproject.toml | $(PY) $(UV_STAMP)
+	$(UV) pip install --quiet --python $(PY) --upgrade pip
 	$(UV) pip install --quiet --python $(PY) --compile-bytecode --requirement $(LOCK)
 	$(UV) pip install --quiet --python $(PY) --no-deps --editable .
 	touch $@
