@@ -340,8 +340,8 @@ def test_classifier_training_is_in_proportion_to_the_data() -> None:
     from suite.common.errors import GenbenchError
     from suite.metrics.backbones.classifier import DEFAULT_CONFIG, training_steps
 
-    assert training_steps(8000) == DEFAULT_CONFIG.steps == 300  # the recipe as measured
-    assert training_steps(60_000) == 300
+    assert training_steps(8000) == DEFAULT_CONFIG.steps == 250  # the recipe as measured
+    assert training_steps(60_000) == 250
     assert training_steps(1000) == 140 and training_steps(240) == 20
     with pytest.raises(GenbenchError, match="too few"):
         training_steps(100)
@@ -357,7 +357,7 @@ def test_a_dataset_may_declare_its_own_classifier_budget() -> None:
 
     cifar = classifier_config("cifar10")
     assert cifar == replace(DEFAULT_CONFIG, steps=800)
-    assert training_steps(8000, cifar) == 800 and training_steps(8000) == 300
+    assert training_steps(8000, cifar) == 800 and training_steps(8000) == 250
     for name in ("mnist", "fashion_mnist", "npz:/data/digits.npz"):
         assert classifier_config(name) == DEFAULT_CONFIG
     assert cas_config("cifar10", (0, 4)).steps == 800

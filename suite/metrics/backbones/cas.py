@@ -8,7 +8,7 @@ cover each class's variety gets close to the accuracy of the same classifier
 trained on real images; one that ignores its labels gets chance.
 
 Opt-in (`eval.cas: true`): it trains a network at every milestone, about as
-long as the backbone's own one-off training (300 steps for 10,000 samples, 800 for
+long as the backbone's own one-off training (250 steps for 10,000 samples, 800 for
 CIFAR-10: the dataset's step budget, suite.metrics.backbones.classifier).
 Deterministic from (trial seed, epoch): the samples are, and so is every seed
 of the classifier (initialisers, dropout, shuffling and augmentation). The row

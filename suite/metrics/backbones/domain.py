@@ -8,14 +8,14 @@ Frechet distance in the data's own terms (`fd_domain`); its logits score
 whether a conditional model drew the class it was asked for.
 
 Training is seeded (initialisers, dropout, shuffling and augmentation) and in
-proportion to the data (suite/metrics/backbones/classifier.py: 20 passes, at most 300
+proportion to the data (suite/metrics/backbones/classifier.py: 20 passes, at most 250
 steps, 800 for CIFAR-10), about 1 minute on 2 AVX2 CPU cores for 8,000 MNIST
 images. The weights are cached under `$GENBENCH_CACHE/domain/`, keyed by a hash of
 the training data and of the whole recipe (architecture version included), so each
 dataset is trained once per machine; concurrent processes wait for the one training.
 `BACKBONE` (at the end) describes it to the registry and to evaluation.
 Measured on the 8000/2000 holdout of ../shared/data (accuracy on the eval
-split): MNIST 98.75% (300 steps), CIFAR-10 61.9% (800 steps; a small CNN on 8,000
+split): MNIST 98.55% (250 steps), CIFAR-10 61.9% (800 steps; a small CNN on 8,000
 images).
 """
 
