@@ -15,7 +15,7 @@ LOCK   := requirements/$(TF).txt
 EXTRAS ?= dev,ray,slurm
 comma  := ,
 STAMP  := $(VENV)/.genbench-installed-$(TF)
-# `make run`'s sweep (suite/sweep/configs/demo.yaml: about 3 minutes of training on 2 cores); any built-in
+# `make run`'s sweep (suite/sweep/configs/demo.yaml: about 3.5 minutes of training on 2 cores); any built-in
 # name or YAML path works, e.g. `make run SWEEP=smoke`.
 SWEEP  ?= demo
 OUT    ?= results

@@ -9,7 +9,7 @@ it produces -- not on wall time:
 - resize-convolution costs compute (it convolves at the larger size: more FLOPs).
 
 Runs the full `demo` sweep, unchanged (a cheaper variant would not show the promise):
-about 3 minutes of training on a quiet 2-core AVX2 machine, plus the domain classifier
+about 3.5 minutes of training on a quiet 2-core AVX2 machine, plus the domain classifier
 once per test session.
 """
 
