@@ -6,7 +6,7 @@ proportion to the data: `config.epochs` passes over the images, at most
 `config.steps` steps, so 8,000 images get the full 250 steps (4 passes) and a
 240-image file about twenty. 250 steps, not the 800 first chosen: on MNIST they
 reach 98.55% eval accuracy (98.6-98.75% after 300-400, 99.2% after 800), in about
-55 s instead of 166 s on a 2-core AVX2 CPU, which the first run (`make run`) pays.
+60 s instead of 166 s on a 2-core AVX2 CPU, which the first run (`make run`) pays.
 A dataset that needs more declares its own budget (`classifier_config`; CIFAR-10
 keeps 800).
 
