@@ -90,8 +90,10 @@ def test_every_trial_finished(demo):
 
 
 def test_gan_resize_variant_draws_digits(demo, classifier, data_dir):
-    real = load_dataset("mnist", str(data_dir)).x_eval[:64].astype(np.float32) / 255.0
-    assert confident_fraction(classifier, real) > 0.9  # the judge itself reads real digits
+    # The judge itself reads real digits: the whole eval split, as 64 images swing by a few
+    # points (the 250-step classifier: 0.949 of 2,000 at >= 0.9 confidence, 0.875 of 64)
+    real = load_dataset("mnist", str(data_dir)).x_eval.astype(np.float32) / 255.0
+    assert confident_fraction(classifier, real) > 0.9
     nearest = grid_to_images(demo[("dcgan", "nearest")])
     transpose = grid_to_images(demo[("dcgan", "transpose")])
     # measured: 0.47 of the resize GAN's grid at >= 0.9 confidence, 0.25 of the transposed
