@@ -43,6 +43,7 @@ from suite.machine.peak import calibrate_matmul_tflops, machine_peak, tf_threads
 from suite.models import MODELS  # noqa: E402
 from suite.models.flops import training_flops_per_image  # noqa: E402
 from suite.models.networks import NetSpec  # noqa: E402
+from suite.sweep.loader import load_sweep  # noqa: E402
 from suite.training.batches import EpochBatches  # noqa: E402
 from suite.training.device_loop import DeviceLoop  # noqa: E402
 from suite.training.loop import TrainConfig, train  # noqa: E402
@@ -245,13 +246,19 @@ def precision_section(data, args) -> None:
     print(f"  ({cpu_flags_line()})")
 
 
-# Demo-sized models (suite/sweep/configs/demo.yaml: width 0.5, kernel 3, batch 32) and the
-# tutorial DCGAN, each with the options item 4 of the MFU work measured.
+def demo_models() -> dict[str, tuple]:
+    """The demo sweep's models as `make run` trains them, read from the sweep itself."""
+    models = {}
+    for t in load_sweep("demo").trials:
+        models[f"demo {t.model} {t.upsampling}"] = (t.model, t.upsampling, t.kernel_size,
+                                                    t.latent_dim, t.width, t.batch_size)
+    return models
+
+
+# The demo's models (suite/sweep/configs/demo.yaml) and the tutorial DCGAN, each with the
+# options item 4 of the MFU work measured: (model, upsampling, kernel, latent, width, batch).
 OPTION_MODELS = {
-    "demo dcgan transpose": ("dcgan", "transpose", 3, 64, 0.5, 32),
-    "demo dcgan nearest": ("dcgan", "nearest", 3, 64, 0.5, 32),
-    "demo vae transpose": ("vae", "transpose", 3, 16, 0.5, 32),
-    "demo vae nearest": ("vae", "nearest", 3, 16, 0.5, 32),
+    **demo_models(),
     "tutorial dcgan b256": ("dcgan", "transpose", 5, 100, 1.0, 256),
     "tutorial-size dcgan nearest k5 b64": ("dcgan", "nearest", 5, 100, 1.0, 64),
 }
