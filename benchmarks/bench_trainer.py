@@ -15,7 +15,10 @@ Prints, in one run:
 4. the trainer's images/s at fp32 and mixed_bfloat16 side by side;
 5. per demo model (and the tutorial DCGAN): images/s and MFU with the `nearest`
    block unfused (UpSampling2D + Conv2D) and fused (NearestUpConv2D, what `nearest`
-   builds), each with and without XLA (`jit_compile` on the step).
+   builds), each with and without XLA (`jit_compile` on the step);
+6. per model, images/s with TensorFlow's oneDNN kernels on and off
+   (`TF_ENABLE_ONEDNN_OPTS`, read once at import: each figure from its own process,
+   the two settings alternating).
 
 Every figure is measured the same way (warm-up excluded; best of `--repeats`,
 runs interleaved so drifting machine load hits all alike); each section runs
@@ -28,6 +31,7 @@ in a fresh process.
 from __future__ import annotations
 
 import argparse
+import json
 import os
 import subprocess
 import sys
@@ -52,7 +56,8 @@ from suite.training.replicas import SingleReplica  # noqa: E402
 WARMUP = 2
 # Each in a fresh process: state one section leaves behind (traced functions, tf.data
 # threads) slowed the seed-style loop that ran after section 1 by a quarter.
-SECTIONS = ("overhead", "seed-style", "precision", "options")
+SECTIONS = ("overhead", "seed-style", "precision", "options", "onednn")
+ONEDNN_CHILD = "onednn-child"  # one process's figures at one TF_ENABLE_ONEDNN_OPTS value
 BF16_FLAGS = ("avx512_bf16", "amx_bf16", "avx512f", "avx2")
 
 
@@ -141,10 +146,10 @@ def main() -> None:
                         help="[2] training images per epoch of each figure")
     parser.add_argument("--matmul", type=int, default=2048, help="calibration matmul size")
     parser.add_argument("--option-steps", type=int, default=24,
-                        help="[4] steps per timed call")
+                        help="[4], [5] steps per timed call")
     parser.add_argument("--models", nargs="*", default=[],
-                        help="[4] only models whose name contains one of these")
-    parser.add_argument("--section", choices=SECTIONS,
+                        help="[4], [5] only models whose name contains one of these")
+    parser.add_argument("--section", choices=(*SECTIONS, ONEDNN_CHILD),
                         help="run one section in this process (default: each in its own)")
     args, _ = parser.parse_known_args()
     if args.section is None:
@@ -159,7 +164,8 @@ def main() -> None:
         return
     data = load_dataset(args.dataset)
     {"overhead": overhead_section, "seed-style": seed_style_section,
-     "precision": precision_section, "options": options_section}[args.section](data, args)
+     "precision": precision_section, "options": options_section,
+     "onednn": onednn_section, ONEDNN_CHILD: onednn_child}[args.section](data, args)
 
 
 def overhead_section(data, args) -> None:
@@ -290,7 +296,7 @@ def options_section(data, args) -> None:
         UPSAMPLERS.add("nearest_unfused", "suite.models.upsampling:build_nearest_unfused")
     peak = 0.0
     x = data.x_train[:2048]
-    names = [n for n in OPTION_MODELS if not args.models or any(m in n for m in args.models)]
+    names = selected_models(args)
     options = [(f, j) for j in (False, True) for f in (False, True)]
     runs: dict[tuple, list[float]] = {}
     flops: dict[str, int] = {}
@@ -319,6 +325,43 @@ def options_section(data, args) -> None:
             mfu = rate * flops[name] / 1e12 / peak
             print(f"    {label:10s} {rate:8.1f} images/s  MFU {mfu:6.1%}  x{rate / base:.2f}")
 
+
+
+
+def selected_models(args) -> list[str]:
+    """The option models whose name contains one of --models (all without it)."""
+    return [n for n in OPTION_MODELS if not args.models or any(m in n for m in args.models)]
+
+
+def onednn_child(data, args) -> None:
+    """One process's images/s per model, trainer defaults, as a JSON line on stdout."""
+    x = data.x_train[:2048]
+    rates = {}
+    for name in selected_models(args):
+        loop, it, batch, _ = option_loop(data, x, name, fused=True, jit=False)
+        started = time.perf_counter()
+        loop.run(it, args.option_steps)
+        rates[name] = args.option_steps * batch / (time.perf_counter() - started)
+    print(json.dumps(rates))
+
+
+def onednn_section(data, args) -> None:
+    """6. oneDNN on and off: alternating child processes, best of --repeats each."""
+    runs: dict[str, dict[str, list[float]]] = {"1": {}, "0": {}}
+    for _ in range(args.repeats):
+        for flag in runs:
+            env = {**os.environ, "TF_ENABLE_ONEDNN_OPTS": flag}
+            child = subprocess.run([sys.executable, __file__, *sys.argv[1:], "--section",
+                                    ONEDNN_CHILD], env=env, capture_output=True, text=True)
+            if child.returncode:
+                sys.exit(child.stderr[-2000:])
+            for name, rate in json.loads(child.stdout.strip().splitlines()[-1]).items():
+                runs[flag].setdefault(name, []).append(rate)
+    print(f"\n[5] oneDNN (TF_ENABLE_ONEDNN_OPTS), trainer defaults, {args.option_steps} steps "
+          f"per figure, best of {args.repeats}, one process per figure, settings alternating")
+    for name in runs["1"]:
+        on, off = max(runs["1"][name]), max(runs["0"][name])
+        print(f"  {name:36s} on {on:8.1f}   off {off:8.1f} images/s   off / on = {off / on:.2f}")
 
 
 if __name__ == "__main__":
