@@ -142,20 +142,25 @@ def test_real_images_as_samples_score_like_real_data(mnist, backbones) -> None:
 
 
 def test_briefly_trained_cvae_scores_better_than_untrained(mnist, backbones) -> None:
+    """Trained until its samples are digits: 500 steps (4 passes over 8,000 images). After 64
+    steps its samples were faint blobs, which domain judges ranked against the untrained
+    model's grey noise by chance: FD 1-21% lower and KID up to 14% higher across four
+    judges (recipes and seeds). After 500 the ELBO has jumped (-544 -> -112) and every
+    judge agrees: FD 0.20-0.24 and KID 0.38-0.57 of the untrained model's."""
     from suite.training.loop import TrainConfig, train
 
     trial = make_trial("cvae")
     model = build_model(trial, mnist)
     before = evaluate_milestone(model, mnist, trial, backbones, epoch=1)
-    outcome = train(model, mnist.x_train[:2048], mnist.y_train[:2048],
-                    TrainConfig(epochs=2, milestones=(2,), batch_size=64, seed=0))
+    outcome = train(model, mnist.x_train[:8000], mnist.y_train[:8000],
+                    TrainConfig(epochs=4, milestones=(4,), batch_size=64, seed=0))
     assert outcome.status == schema.STATUS_OK
     after = evaluate_milestone(model, mnist, trial, backbones, epoch=2)
     check_row(after, "cvae")
     assert after[schema.TEST_ELBO] > before[schema.TEST_ELBO] + 100
     assert after[schema.TEST_RECON_ERROR] < 0.5 * before[schema.TEST_RECON_ERROR]
-    assert after[schema.FD_DOMAIN] < 0.9 * before[schema.FD_DOMAIN]
-    assert after[schema.KID_DOMAIN] < 0.9 * before[schema.KID_DOMAIN]
+    assert after[schema.FD_DOMAIN] < 0.5 * before[schema.FD_DOMAIN]
+    assert after[schema.KID_DOMAIN] < 0.8 * before[schema.KID_DOMAIN]
 
 
 def test_non_finite_samples_give_nan_metrics_not_a_crash(mnist, backbones) -> None:

@@ -21,6 +21,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 import pytest
+from status_table import rows_of_jobs
 
 from suite.store import schema
 from suite.store.results import RESULT_FILE, read_rows, trial_dir
@@ -242,8 +243,8 @@ def test_array_of_three_trials_writes_every_row(submissions, slurm_env):
     proc = subprocess.run([GENBENCH, "status", str(sub.sweep_dir)], capture_output=True,
                           text=True, env=slurm_env, timeout=120)
     assert proc.returncode == 0, proc.stderr
-    lines = [line for line in proc.stdout.splitlines() if any(j in line for j in sub.job_ids)]
-    assert len(lines) == 3 and all(" ok " in line for line in lines), proc.stdout
+    rows = rows_of_jobs(proc.stdout, sub.job_ids)
+    assert len(rows) == 3 and all(row["state"] == "ok" for row in rows), proc.stdout
 
 
 def test_two_worker_trial_runs_as_two_slurm_tasks(submissions, slurm_env):

@@ -12,6 +12,7 @@ follows every chunk's jobs to the end, and `status` reports them all.
 from __future__ import annotations
 
 import os
+import re
 import subprocess
 import sys
 import textwrap
@@ -20,6 +21,7 @@ import time
 from pathlib import Path
 
 import pytest
+from status_table import rows_of_jobs
 
 from suite.store import schema
 from suite.store.trial_store import TrialStore
@@ -98,7 +100,7 @@ def test_sweep_beyond_max_array_size_runs_as_chained_chunks(small_arrays, tmp_pa
     waits = {row[0].split("_")[0]: row[1] for row in _queue(env, "%i %E")}
     for before, after in zip(bases, bases[1:], strict=False):
         if after in waits and waits[after] != "(null)":
-            assert f"afterany:{before}" in waits[after], waits
+            assert re.search(rf"afterany:{before}(?!\d)", waits[after]), waits
 
     again = _genbench(["submit", *common], env, tmp_path)
     assert again.returncode == 0, again.stderr[-3000:]
@@ -134,7 +136,7 @@ def test_sweep_beyond_max_array_size_runs_as_chained_chunks(small_arrays, tmp_pa
         assert not store.checkpoint_path.exists()  # delete-when-finished, from the job's trial
     status = _genbench(["status", str(out / "slurm-chunks")], env, tmp_path, timeout=120)
     assert status.returncode == 0, status.stderr
-    lines = [line for line in status.stdout.splitlines() if any(j in line for j in jobs)]
-    assert len(lines) == TRIALS and all(" ok " in line for line in lines), status.stdout
+    rows = rows_of_jobs(status.stdout, jobs)
+    assert len(rows) == TRIALS and all(row["state"] == "ok" for row in rows), status.stdout
     assert f"slurm: {TRIALS} trial job(s) in 3 job(s)/array(s)" in status.stdout
     assert "disk: " in status.stdout and "checkpoints" not in status.stdout.split("disk: ")[1]
