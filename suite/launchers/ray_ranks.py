@@ -24,6 +24,7 @@ log = logging.getLogger(__name__)
 # node dead after its health checks fail: about 15 s with Ray 2.60's defaults), so that
 # the error names the lost host rather than the survivor's broken collective.
 PEER_GRACE_S = 30.0
+KILL_WAIT_S = 30.0  # for killed rank actors to be seen dead
 COLLECTIVE_ERROR_WORDS = ("horovod", "gloo", "connection")  # what a lost peer looks like
 
 
@@ -134,7 +135,7 @@ def run_ranks_on_ray(fn: Any, args: tuple = (), *, num_workers: int, cpus_per_wo
         scheduling_strategy=PlacementGroupSchedulingStrategy(
             group, placement_group_bundle_index=i if pinned else -1,
             placement_group_capture_child_tasks=False)).remote() for i in range(num_workers)]
-    port = None
+    port, refs = None, []
     try:
         places = ray.get([a.place.remote() for a in actors], timeout=start_timeout_s)
         slots, gpus = rank_plan(places)
@@ -158,6 +159,12 @@ def run_ranks_on_ray(fn: Any, args: tuple = (), *, num_workers: int, cpus_per_wo
     finally:
         for actor in actors:
             ray.kill(actor)
+        # ray.kill only asks: wait until every rank's task has ended (a killed actor's
+        # reference resolves once Ray saw its process die), so that rank 0's lease is
+        # released or its holder dead before the caller reports the trial's end. Else the
+        # driver could find the trial still held and take a failed trial for a busy one.
+        if refs:
+            ray.wait(refs, num_returns=len(refs), timeout=KILL_WAIT_S)
         if port is not None:
             stop_rendezvous(port)
         if own_group is not None:

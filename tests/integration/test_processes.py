@@ -53,13 +53,21 @@ def write_sweep(tmp_path: Path, milestones: str = "2, 8") -> tuple[Path, Trial]:
 
 
 def start_cli(sweep: Path, out: Path, data_dir: Path, *extra: str) -> subprocess.Popen:
-    """`genbench run` in its own session (as a shell job is), output in out/cli.txt."""
+    """`genbench run` in its own session (as a shell job is) with SIGINT at its default,
+    output in out/cli.txt."""
     out.mkdir(parents=True, exist_ok=True)
     log = open(out / "cli.txt", "w")  # noqa: SIM115 - the child owns it
     return subprocess.Popen([str(GENBENCH), "run", str(sweep), "--out", str(out), "--data-dir",
                              str(data_dir), "--quiet", *extra], stdout=log,
                             stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL,
-                            start_new_session=True)
+                            start_new_session=True, preexec_fn=_interruptible)
+
+
+def _interruptible() -> None:
+    """Ctrl-C as in a terminal: a shell running the tests as a background job (`make test &`)
+    has SIGINT ignored, every child inherits that, and Python then never raises
+    KeyboardInterrupt (the CLI ran on, or finished with 0, under CI started that way)."""
+    signal.signal(signal.SIGINT, signal.SIG_DFL)
 
 
 def descendants(pid: int) -> list[psutil.Process]:
