@@ -196,7 +196,6 @@ def overhead_section(data, args) -> None:
           f"{step_ms[fixed[0]] - step_ms[fixed[-1]]:.3f} ms/step")
 
 
-
 def calibrated_peak(best_so_far: float = 0.0) -> float:
     """TFLOP/s of suite.machine.peak's fp32 matmul calibration, measured now, in this process
     (interleaved with the runs, so load drift hits both), kept as the best seen."""
@@ -306,9 +305,7 @@ def options_section(data, args) -> None:
                 if fused and OPTION_MODELS[name][1] != "nearest":
                     continue
                 loop, it, batch, flops[name] = option_loop(data, x, name, fused, jit)
-                started = time.perf_counter()
-                loop.run(it, args.option_steps)
-                rate = args.option_steps * batch / (time.perf_counter() - started)
+                rate = images_per_sec(loop, it, args.option_steps, batch)
                 runs.setdefault((name, fused, jit), []).append(rate)
         peak = calibrated_peak(peak)
     print(f"\n[4] trainer options, {args.option_steps} steps per figure, best of {args.repeats}, "
@@ -326,6 +323,11 @@ def options_section(data, args) -> None:
             print(f"    {label:10s} {rate:8.1f} images/s  MFU {mfu:6.1%}  x{rate / base:.2f}")
 
 
+def images_per_sec(loop, it, steps: int, batch: int) -> float:
+    """Images/s of `steps` steps of a warm loop, timed around its calls."""
+    started = time.perf_counter()
+    loop.run(it, steps)
+    return steps * batch / (time.perf_counter() - started)
 
 
 def selected_models(args) -> list[str]:
@@ -339,9 +341,7 @@ def onednn_child(data, args) -> None:
     rates = {}
     for name in selected_models(args):
         loop, it, batch, _ = option_loop(data, x, name, fused=True, jit=False)
-        started = time.perf_counter()
-        loop.run(it, args.option_steps)
-        rates[name] = args.option_steps * batch / (time.perf_counter() - started)
+        rates[name] = images_per_sec(loop, it, args.option_steps, batch)
     print(json.dumps(rates))
 
 

@@ -70,15 +70,10 @@ def network_to_accuracy(network, x: np.ndarray, y: np.ndarray, batch: int = 500)
     return classifier_accuracy(network, x, y, batch)
 
 
-def domain_config(data: ImageData) -> ClassifierConfig:
-    """The recipe for this dataset: the default, with the dataset's own step budget."""
-    return classifier_config(data.name)
-
-
 def domain_cache_name(data: ImageData, config: ClassifierConfig | None = None
                       ) -> tuple[str, str]:
     """(file stem, data hash): the cache entry for this training data and recipe."""
-    config = config or domain_config(data)
+    config = config or classifier_config(data.name)
     recipe = json.dumps(asdict(config), sort_keys=True).encode()
     data_hash = arrays_to_hash(data.x_train, data.y_train, np.frombuffer(recipe, np.uint8))
     return f"{safe_name(data.name)}-{config.version}-{data_hash[:16]}", data_hash
@@ -101,7 +96,7 @@ def load_or_train_domain_network(data: ImageData, config: ClassifierConfig | Non
         raise GenbenchError(f"{BACKBONE.unlabelled_problem(data.name)}. Fix: give the dataset "
                             "integer labels (`y` in the npz), or choose a backbone that needs "
                             "none in eval.backbones")
-    config = config or domain_config(data)
+    config = config or classifier_config(data.name)
     stem, data_hash = domain_cache_name(data, config)
     path = cache_root() / DOMAIN_DIR / f"{stem}.weights.h5"
     meta_path = path.with_name(f"{stem}.json")
