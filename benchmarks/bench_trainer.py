@@ -199,7 +199,7 @@ def overhead_section(data, args) -> None:
 def calibrated_peak(best_so_far: float = 0.0) -> float:
     """TFLOP/s of suite.machine.peak's fp32 matmul calibration, measured now, in this process
     (interleaved with the runs, so load drift hits both), kept as the best seen."""
-    return max(best_so_far, calibrate_matmul_tflops("fp32"))
+    return max(best_so_far, calibrate_matmul_tflops("fp32").tflops)
 
 
 def seed_style_section(data, args) -> None:

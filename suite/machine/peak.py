@@ -9,6 +9,14 @@ the thread count TensorFlow runs with and in the trial's compute dtype, done onc
 per machine and cached in the genbench cache under a key naming the CPU model,
 a hash of its flags, the threads and the precision.
 
+Cluster nodes are shared, so a calibration often competes with other work. Each
+one therefore measures its own share of the cores (process CPU time over wall time
+x threads); below TRUSTED_SHARE it was not alone, its figure is only a lower bound
+on the peak, and it is measured again the next time the machine looks quiet. A row
+never divides by a lower bound as if it were the peak: it says how its peak was
+obtained (`peak_basis`, `peak_trusted`), and an achieved rate above the peak raises
+the row's peak to that rate, so MFU never exceeds 1.
+
 TensorFlow is imported only inside the functions that measure.
 """
 
@@ -31,9 +39,16 @@ from suite.common.cache_dir import cache_root
 from suite.store import schema
 
 PEAK_DIR = "peak"
-CALIBRATION_FORMAT = 1  # bump when the measurement changes: old cache entries stop matching
+CALIBRATION_FORMAT = 2  # bump when the measurement changes: old cache entries stop matching
 
-# Row columns (plain strings until the schema module names them).
+# A calibration that got less than this share of its cores' time competed with other work.
+TRUSTED_SHARE = 0.9
+# How a row's peak was obtained (the `peak_basis` column).
+BASIS_DATASHEET = "datasheet"
+BASIS_CALIBRATED = "calibrated"
+BASIS_UNDER_LOAD = "calibrated_under_load"
+BASIS_ACHIEVED = "raised_to_achieved"
+BASIS_UNKNOWN = "unknown"
 
 # genbench precision policy -> the dtype its matmuls run in.
 MATMUL_DTYPES = {"fp32": "float32", "mixed_bfloat16": "bfloat16", "mixed_float16": "float16"}
@@ -64,11 +79,30 @@ DATASHEET_TFLOPS: tuple[tuple[str, tuple[str, ...], dict[str, float]], ...] = (
 
 @dataclass(frozen=True)
 class Peak:
-    """The peak MFU divides by, where it comes from, and the measured matmul rate."""
+    """The peak MFU divides by, where it comes from, and the measured matmul rate.
+    `trusted` is False when the figure is a lower bound (a calibration under load)."""
 
     tflops: float
     source: str  # "datasheet:<device> <precision>" or "calibration:<cpu> <n>t <precision>"
     calibrated_tflops: float | None = None
+    trusted: bool = True
+    cpu_share: float | None = None  # the calibration's share of its cores, where measured
+
+    @property
+    def basis(self) -> str:
+        if not math.isfinite(self.tflops):
+            return BASIS_UNKNOWN
+        if self.source.startswith("datasheet:"):
+            return BASIS_DATASHEET
+        return BASIS_CALIBRATED if self.trusted else BASIS_UNDER_LOAD
+
+
+@dataclass(frozen=True)
+class Calibration:
+    """One measured matmul rate and the share of its cores' time it got (None: unknown)."""
+
+    tflops: float
+    cpu_share: float | None = None
 
 
 def datasheet_precision(precision: str, tf32_enabled: bool = True) -> str:
@@ -125,26 +159,30 @@ def calibration_key(device: str, flags: str, threads: int, precision: str) -> st
 
 
 def calibrate_matmul_tflops(precision: str, size: int = 2048, repeats: int = 5,
-                            budget_s: float = 3.0, device: str = "/CPU:0") -> float:
+                            budget_s: float = 3.0, device: str = "/CPU:0",
+                            threads: int | None = None) -> Calibration:
     """Best-of-`repeats` TFLOP/s of a `size`^2 TensorFlow matmul in the policy's dtype,
     after one warm-up (oneDNN's first call picks kernels); stops early past `budget_s`
-    so an emulated dtype (bf16 without AVX512-BF16) cannot take minutes."""
+    so an emulated dtype (bf16 without AVX512-BF16) cannot take minutes. On a CPU
+    (`threads` given) the best repeat's share of its cores says whether it ran alone."""
     import tensorflow as tf
 
     dtype = tf.as_dtype(MATMUL_DTYPES[precision])
     with tf.device(device):
         a = tf.cast(tf.random.normal((size, size), seed=1), dtype)
         b = tf.cast(tf.random.normal((size, size), seed=2), dtype)
-        best, start = math.inf, time.perf_counter()
+        best, share, start = math.inf, None, time.perf_counter()
         for i in range(repeats + 1):
-            t0 = time.perf_counter()
+            t0, cpu0 = time.perf_counter(), time.process_time()
             c = tf.linalg.matmul(a, b)
             c[0, 0].numpy()  # waits for the product on an asynchronous device
-            if i:  # the first run is the warm-up
-                best = min(best, time.perf_counter() - t0)
-                if time.perf_counter() - start > budget_s:
-                    break
-    return 2 * size**3 / best / 1e12
+            wall = time.perf_counter() - t0
+            if i and wall < best:  # the first run is the warm-up
+                best = wall
+                share = (time.process_time() - cpu0) / (wall * threads) if threads else None
+            if i and time.perf_counter() - start > budget_s:
+                break
+    return Calibration(2 * size**3 / best / 1e12, share)
 
 
 @contextlib.contextmanager
@@ -174,51 +212,79 @@ def _busy(load: float) -> bool:
     return load > 0.5 * (os.cpu_count() or 1)
 
 
+def _trusted(calibration: Calibration, load: float) -> bool:
+    """Alone on its cores: judged by its measured share where known (the load average
+    lags by a minute), else by the load average before it."""
+    if calibration.cpu_share is not None:
+        return calibration.cpu_share >= TRUSTED_SHARE
+    return not _busy(load)
+
+
 def _settled(record: dict | None) -> bool:
-    """A cached figure stands unless it was measured busy and the machine is quiet now."""
+    """A cached figure stands unless it is a lower bound and the machine is quiet now."""
     if record is None:
         return False
-    measured_busy = _busy(float(record.get("loadavg_1m_before", 0.0)))
-    return not (measured_busy and not _busy(os.getloadavg()[0]))
+    return bool(record.get("trusted", False)) or _busy(os.getloadavg()[0])
 
 
-def cached_calibration(key: str, measure: Callable[[], float], record: dict | None = None,
-                       cache_dir: Path | None = None) -> float:
-    """The cached TFLOP/s under `key`, else `measure()` once, written atomically.
+def _as_calibration(measured: float | Calibration) -> Calibration:
+    return measured if isinstance(measured, Calibration) else Calibration(float(measured))
 
-    A figure measured on a busy machine is measured again the first time the machine is
-    quiet, and the better of the two is kept: a peak is never lowered by a re-measure.
+
+def _record_calibration(path: Path, key: str, measure: Callable[[], float | Calibration],
+                        cached: dict | None, record: dict | None) -> dict:
+    """Measure, keep the better of that and a cached lower bound (a re-measure never
+    lowers a peak), and write the record atomically."""
+    load = os.getloadavg()[0]
+    new = _as_calibration(measure())
+    trusted = _trusted(new, load)
+    tflops, share = new.tflops, new.cpu_share
+    if cached is not None and float(cached["tflops"]) > tflops:
+        tflops, share = float(cached["tflops"]), cached.get("cpu_share")
+        load = min(load, float(cached.get("loadavg_1m_before", load)))
+    entry = {**(record or {}), "key": key, "tflops": tflops, "trusted": trusted,
+             "cpu_share": share, "loadavg_1m_before": load, "cpu_count": os.cpu_count(),
+             "measured_at": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime())}
+    write_json_atomic(path, entry)
+    return entry
+
+
+def cached_calibration(key: str, measure: Callable[[], float | Calibration],
+                       record: dict | None = None, cache_dir: Path | None = None) -> dict:
+    """The cached calibration record under `key` ("tflops", "trusted", "cpu_share"),
+    else `measure()` once, written atomically.
+
+    A lower bound (measured while other work held the cores) is measured again the
+    first time the machine is quiet, and the better of the two is kept.
     """
     path = (cache_dir or cache_root()) / PEAK_DIR / f"{key}.json"
     cached = _read_record(path)
     if _settled(cached):
-        return float(cached["tflops"])
+        return cached
     with _exclusive(path.with_suffix(".lock")):
         cached = _read_record(path)  # another process may have measured while we waited
         if _settled(cached):
-            return float(cached["tflops"])
-        load = os.getloadavg()[0]
-        tflops = float(measure())
-        if cached is not None and float(cached["tflops"]) > tflops:
-            tflops, load = float(cached["tflops"]), min(load, cached["loadavg_1m_before"])
-        write_json_atomic(path, {**(record or {}), "key": key, "tflops": tflops,
-                                 "loadavg_1m_before": load, "cpu_count": os.cpu_count(),
-                                 "measured_at": time.strftime("%Y-%m-%dT%H:%M:%SZ",
-                                                              time.gmtime())})
-    return tflops
+            return cached
+        return _record_calibration(path, key, measure, cached, record)
 
 
 def cpu_peak(precision: str, threads: int | None = None, cache_dir: Path | None = None,
-             measure: Callable[[str], float] = calibrate_matmul_tflops,
+             measure: Callable[[str], float | Calibration] | None = None,
              cpuinfo: str | None = None) -> Peak:
     """The calibrated peak of this CPU at `threads` (default: TensorFlow's) and `precision`."""
     model, flags = cpu_identity(cpuinfo)
     threads = threads or tf_threads()
+    if measure is None:  # the matmul at exactly the threads (and cores) the trial runs with
+        def measure(p: str) -> Calibration:
+            return calibrate_matmul_tflops(p, threads=threads)
     key = calibration_key(model, flags, threads, precision)
     record = {"device": model, "threads": threads, "precision": precision,
+              "cores": sorted(os.sched_getaffinity(0)),
               "avx512f": "avx512f" in flags.split(), "avx512_bf16": "avx512_bf16" in flags.split()}
-    tflops = cached_calibration(key, lambda: measure(precision), record, cache_dir)
-    return Peak(tflops, f"calibration:{model} {threads}t {precision}", tflops)
+    entry = cached_calibration(key, lambda: measure(precision), record, cache_dir)
+    tflops, share = float(entry["tflops"]), entry.get("cpu_share")
+    return Peak(tflops, f"calibration:{model} {threads}t {precision}", tflops,
+                trusted=bool(entry["trusted"]), cpu_share=share)
 
 
 def gpu_peak(device_name: str, precision: str, calibrated_tflops: float | None,
@@ -243,24 +309,37 @@ def machine_peak(precision: str, cache_dir: Path | None = None) -> Peak:
     name = tf.config.experimental.get_device_details(gpus[0]).get("device_name", gpus[0].name)
     tf32 = tf.config.experimental.tensor_float_32_execution_enabled()
     key = calibration_key(name, "", 1, f"{precision}-tf32" if tf32 else precision)
-    calibrated = cached_calibration(
+    entry = cached_calibration(
         key, lambda: calibrate_matmul_tflops(precision, size=8192, device="/GPU:0"),
         {"device": name, "precision": precision, "tf32": tf32}, cache_dir)
-    return gpu_peak(name, precision, calibrated, tf32)
+    return gpu_peak(name, precision, float(entry["tflops"]), tf32)
+
+
+def row_peak(peak: Peak, achieved_per_device: float) -> tuple[float, str, bool]:
+    """(peak TFLOP/s, basis, trusted) a row divides by: the device's peak, or the row's
+    own achieved rate where that is higher (the measured peak was too low: a lower bound
+    taken under load, or a matmul slower than the trial's convolutions)."""
+    if math.isfinite(achieved_per_device) and achieved_per_device > peak.tflops:
+        return achieved_per_device, BASIS_ACHIEVED, False
+    return peak.tflops, peak.basis, peak.trusted and math.isfinite(peak.tflops)
 
 
 def utilisation_columns(flops_per_image: int | None, images_per_sec: float, peak: Peak,
                         devices: int = 1, eval_flops_per_image: int | None = None) -> dict:
     """A row's FLOP columns. `images_per_sec` is over all `devices` (a trial's workers),
-    each with `peak`; a missing count or rate gives NaN, never a made-up figure."""
+    each with `peak`; a missing count or rate gives NaN, never a made-up figure, and MFU
+    is never above 1 (see `row_peak`)."""
     nan = math.nan
     achieved = (flops_per_image * images_per_sec / 1e12
                 if flops_per_image is not None and math.isfinite(images_per_sec) else nan)
-    total_peak = peak.tflops * devices
+    per_device, basis, trusted = row_peak(peak, achieved / max(devices, 1))
+    total_peak = per_device * devices
     mfu = achieved / total_peak if total_peak > 0 and math.isfinite(total_peak) else nan
     calibrated = nan if peak.calibrated_tflops is None else peak.calibrated_tflops
+    share = nan if peak.cpu_share is None else peak.cpu_share
     return {schema.FLOPS_PER_IMAGE: flops_per_image,
             schema.EVAL_FLOPS_PER_IMAGE: eval_flops_per_image,
-            schema.ACHIEVED_TFLOPS: achieved, schema.PEAK_TFLOPS: peak.tflops,
+            schema.ACHIEVED_TFLOPS: achieved, schema.PEAK_TFLOPS: per_device,
             schema.PEAK_SOURCE: peak.source, schema.PEAK_CALIBRATED_TFLOPS: calibrated,
-            schema.MFU: mfu}
+            schema.PEAK_BASIS: basis, schema.PEAK_TRUSTED: trusted,
+            schema.PEAK_CPU_SHARE: share, schema.MFU: mfu}

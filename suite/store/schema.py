@@ -82,6 +82,11 @@ ACHIEVED_TFLOPS = "achieved_tflops"
 PEAK_TFLOPS = "peak_tflops"  # one worker's device
 PEAK_SOURCE = "peak_source"  # "datasheet:<device> <precision>" or "calibration:<cpu> ..."
 PEAK_CALIBRATED_TFLOPS = "peak_calibrated_tflops"  # the calibration, also beside a datasheet
+# How the row's peak was obtained: datasheet | calibrated (the cores to itself) |
+# calibrated_under_load (a lower bound) | raised_to_achieved (the trial beat the figure).
+PEAK_BASIS = "peak_basis"
+PEAK_TRUSTED = "peak_trusted"  # False: the peak is a lower bound, so mfu an upper bound
+PEAK_CPU_SHARE = "peak_cpu_share"  # share of its cores the calibration got (CPU time/wall)
 MFU = "mfu"
 
 # --- network shape and optimiser (issue 13) ----------------------------------------
@@ -242,6 +247,9 @@ COLUMN_TYPES: dict[str, str] = {
     PEAK_TFLOPS: "float",
     PEAK_SOURCE: "str",
     PEAK_CALIBRATED_TFLOPS: "float",
+    PEAK_BASIS: "str",
+    PEAK_TRUSTED: "bool",
+    PEAK_CPU_SHARE: "float",
     MFU: "float",
     DEPTH: "int",
     WIDTH: "float",

@@ -113,7 +113,8 @@ def test_utilisation_columns():
     assert cols["peak_tflops"] == 0.2 and cols["peak_calibrated_tflops"] == 0.2
     assert cols["peak_source"] == peak.source and cols["eval_flops_per_image"] == 5_700_000_000
     assert set(cols) == {"flops_per_image", "eval_flops_per_image", "achieved_tflops",
-                         "peak_tflops", "peak_source", "mfu", "peak_calibrated_tflops"}
+                         "peak_tflops", "peak_source", "mfu", "peak_calibrated_tflops",
+                         "peak_basis", "peak_trusted", "peak_cpu_share"}
     # Two workers: the trial's rate is over both devices' peaks.
     two = pk.utilisation_columns(1e9, 200.0, Peak(1.0, "x"), devices=2)
     assert two["mfu"] == pytest.approx(0.1)
@@ -137,7 +138,7 @@ def test_a_busy_calibration_is_measured_again_when_quiet_and_never_lowered(tmp_p
 
     def at_load(load: float) -> float:
         monkeypatch.setattr(pk.os, "getloadavg", lambda: (load, load, load))
-        return pk.cached_calibration("k", measure, cache_dir=tmp_path)
+        return pk.cached_calibration("k", measure, cache_dir=tmp_path)["tflops"]
 
     assert at_load(3.0) == 0.05 and len(calls) == 1  # busy: measured, cached
     assert at_load(3.5) == 0.05 and len(calls) == 1  # still busy: the cache answers
