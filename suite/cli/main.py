@@ -53,6 +53,11 @@ def build_parser(launcher_options: bool = True) -> argparse.ArgumentParser:
                       help="table (default: axes, trial count, cost estimate, first and last "
                            "trials), or every trial as json or csv for scripts")
     plan.add_argument("--all", action="store_true", help="the table lists every trial")
+    plan.add_argument("--out", default=DEFAULT_OUT, help="results root whose rows of earlier "
+                      "runs on this machine calibrate the cost estimate (default: results/)")
+    plan.add_argument("--measure", action="store_true", help="time a few real training "
+                      "steps of each configuration no earlier row knows (seconds each)")
+    plan.add_argument("--data-dir", help="datasets for --measure")
 
     run = sub.add_parser("run", help="run a sweep (local launcher by default)")
     _add_sweep_arguments(run)
@@ -188,13 +193,14 @@ def run_context(args: argparse.Namespace, absolute: bool = False):
 
 
 def cmd_plan(args: argparse.Namespace) -> int:
-    from suite.cli.plan import print_plan
+    from suite.cli.plan import plan_cost, print_plan
     from suite.sweep.loader import load_sweep
 
     sweep = load_sweep(args.sweep)
-    print_plan(sweep, select_trials(sweep, None if args.trial_index is None
-                                    else [args.trial_index]), args.field, fmt=args.format,
-               show_all=args.all)
+    trials = select_trials(sweep, None if args.trial_index is None else [args.trial_index])
+    cost = (None if args.field or args.format == "csv" else
+            plan_cost(trials, Path(args.out).expanduser(), args.measure, args.data_dir))
+    print_plan(sweep, trials, args.field, fmt=args.format, show_all=args.all, cost=cost)
     return 0
 
 

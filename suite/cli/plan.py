@@ -12,13 +12,14 @@ import dataclasses
 import json
 import sys
 from collections.abc import Sequence
+from pathlib import Path
 from typing import Any, TextIO
 
 from rich.console import Console
 from rich.markup import escape
 from rich.table import Table
 
-from suite.cli.cost import estimate_cost, format_hours
+from suite.cli.cost import CostEstimate, estimate_cost, format_hours
 from suite.common.errors import SpecError
 
 PLAN_COLUMNS = ("#", "trial_id", "dataset", "model", "upsampling", "latent",
@@ -30,19 +31,34 @@ FORMATS = ("table", "json", "csv")
 _NOT_AXES = ("sweep", "index", "epochs", "milestones", "eval")
 
 
+def plan_cost(trials: Sequence[Any], results: Path | None = None, measure: bool = False,
+              data_dir: str | None = None) -> CostEstimate:
+    """The cost estimate: step times from the rows under `results` (earlier runs on this
+    machine), then a measured run of the rest when `measure`, else the table."""
+    from suite.cli.cost_sources import one_time_costs, rows_step_times
+
+    known = rows_step_times(results) if results is not None else {}
+    if measure:
+        from suite.cli.step_probe import measure_step_times
+
+        known = {**known, **measure_step_times(trials, known, data_dir)}
+    return estimate_cost(trials, known, one_time_costs(trials))
+
+
 def print_plan(sweep: Any, trials: Sequence[Any], field: str | None = None,
-               fmt: str = "table", show_all: bool = False, out: TextIO | None = None) -> None:
+               fmt: str = "table", show_all: bool = False, out: TextIO | None = None,
+               cost: CostEstimate | None = None) -> None:
     """The plan in the chosen format; `field`: one field of each trial per line."""
     out = out or sys.stdout
     if field:
         print_field(trials, field, out)
     elif fmt == "json":
-        json.dump(plan_document(sweep, trials), out, indent=1)
+        json.dump(plan_document(sweep, trials, cost), out, indent=1)
         out.write("\n")
     elif fmt == "csv":
         write_csv(trials, out)
     elif fmt == "table":
-        print_table(sweep, trials, show_all, out)
+        print_table(sweep, trials, show_all, out, cost)
     else:
         raise SpecError("command line", "--format", f"unknown format {fmt[:40]!r}",
                         f"use one of: {', '.join(FORMATS)}")
@@ -89,11 +105,12 @@ def axis_values(trials: Sequence[Any]) -> dict[str, list[Any]]:
             for n, values in seen.items()}
 
 
-def plan_document(sweep: Any, trials: Sequence[Any]) -> dict[str, Any]:
-    cost = estimate_cost(trials)
+def plan_document(sweep: Any, trials: Sequence[Any],
+                  cost: CostEstimate | None = None) -> dict[str, Any]:
+    cost = cost or estimate_cost(trials)
     return {"sweep": sweep.name, "source": sweep.source, "trials_in_sweep": len(sweep.trials),
             "trials": len(trials), "axes": axis_values(trials),
-            "estimate": dataclasses.asdict(cost),
+            "estimate": {**dataclasses.asdict(cost), "label": cost.label},
             "records": [trial_record(t) for t in trials]}
 
 
@@ -109,7 +126,8 @@ def write_csv(trials: Sequence[Any], out: TextIO) -> None:
                          for k, v in r.items()})
 
 
-def summary_lines(sweep: Any, trials: Sequence[Any]) -> list[str]:
+def summary_lines(sweep: Any, trials: Sequence[Any],
+                  cost: CostEstimate | None = None) -> list[str]:
     """Axes that vary (with their values), the fixed ones, and the cost estimate."""
     axes = axis_values(trials)
     varying = {n: v for n, v in axes.items() if len(v) > 1}
@@ -121,19 +139,33 @@ def summary_lines(sweep: Any, trials: Sequence[Any]) -> list[str]:
         note = " (milestones of one run, not trials)" if name == "epochs" else ""
         lines.append(f"  {name:<16} {len(values):>3} x  {_values_text(values)}{note}")
     lines.append("  fixed: " + ", ".join(f"{n}={_text(v)}" for n, v in fixed.items()))
-    cost = estimate_cost(trials)
+    return lines + cost_lines(cost or estimate_cost(trials))
+
+
+def cost_lines(cost: CostEstimate) -> list[str]:
+    """The estimate, its range, one-time costs and where its figures came from."""
     unknown = (f"; {cost.unestimated:,} trial(s) not estimated (user dataset without "
                "max_train_images)" if cost.unestimated else "")
-    lines.append(f"cost: about {format_hours(cost.machine_hours)} of training on one 2-core "
-                 f"CPU machine ({cost.images:,} training images; longest trial "
-                 f"{format_hours(cost.longest_trial_hours)}){unknown}")
+    where = ("this machine" if set(cost.sources) <= {"rows", "measured"} and cost.sources
+             else "a 2-core CPU machine")
+    lines = [f"cost: about {format_hours(cost.machine_hours)} (likely "
+             f"{format_hours(cost.low_hours)} to {format_hours(cost.high_hours)}) on {where} "
+             f"({cost.images:,} training images; longest trial "
+             f"{format_hours(cost.longest_trial_hours)}){unknown}"]
+    if cost.one_time:
+        lines.append("  once: " + ", ".join(f"{c.what} ~{format_hours(c.seconds / 3600)}"
+                                            for c in cost.one_time) + " (included)")
     lines.append(f"  ({cost.label})")
+    if "table" in cost.sources:
+        lines.append("  closer: --measure times each configuration's step here; rows of "
+                     "earlier runs under --out are used when there are any")
     return lines
 
 
-def print_table(sweep: Any, trials: Sequence[Any], show_all: bool, out: TextIO) -> None:
+def print_table(sweep: Any, trials: Sequence[Any], show_all: bool, out: TextIO,
+                cost: CostEstimate | None = None) -> None:
     console = Console(width=200, file=out)
-    for line in summary_lines(sweep, trials):
+    for line in summary_lines(sweep, trials, cost):
         console.print(escape(line), highlight=False, soft_wrap=True)
     bounded = not show_all and len(trials) > TABLE_ROWS
     half = TABLE_ROWS // 2

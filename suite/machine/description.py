@@ -22,6 +22,11 @@ def _cpu_name() -> str:
     return platform.processor() or platform.machine()
 
 
+def cpu_device() -> str:
+    """The `device` column of a row trained on this machine's CPU (no TensorFlow needed)."""
+    return f"cpu: {_cpu_name()} x{os.cpu_count()}"
+
+
 @functools.lru_cache(maxsize=1)
 def describe_environment() -> dict[str, str]:
     """Host, device and versions; cached because it does not change within a process."""
@@ -34,7 +39,7 @@ def describe_environment() -> dict[str, str]:
                    for g in gpus]
         device = f"gpu: {details[0]} x{len(gpus)}"
     else:
-        device = f"cpu: {_cpu_name()} x{os.cpu_count()}"
+        device = cpu_device()
     return {
         schema.HOSTNAME: socket.gethostname(),
         schema.DEVICE: device,

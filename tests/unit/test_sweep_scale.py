@@ -81,15 +81,18 @@ def _csv_text(sweep: Path, capsys) -> str:
 
 
 def test_cost_estimate_scales_with_images_and_width():
-    from suite.cli.cost import estimate_cost, trial_hours
+    from suite.cli.cost import PER_STEP_S, estimate_cost, table_step_time, trial_seconds
     from suite.sweep.loader import load_sweep
 
     (trial,) = load_sweep("smoke").trials[:1]
     half = trial.__class__(**{**{f: getattr(trial, f) for f in trial.__dataclass_fields__},
                               "width": trial.width / 2})
-    assert trial_hours(half) == pytest.approx(trial_hours(trial) / 4)
+    # the convolution work per step scales with width^2; the step's own overhead does not
+    work = lambda t: table_step_time(t).seconds_per_step - PER_STEP_S  # noqa: E731
+    assert work(half) == pytest.approx(work(trial) / 4)
     cost = estimate_cost([trial, trial])
-    assert cost.machine_hours == pytest.approx(2 * trial_hours(trial))
+    assert cost.machine_hours * 3600 == pytest.approx(
+        2 * trial_seconds(trial, table_step_time(trial)))
     assert cost.images == 2 * trial.epochs * trial.max_train_images
 
 
