@@ -10,7 +10,7 @@ import pandas as pd
 
 from analysis import aggregate_plots, plots
 from analysis.document import Section, Table, Text, add_plot, slug
-from analysis.effects import upsampling_effect
+from analysis.effects import MIN_PAIRS, upsampling_effect
 from analysis.floors import (
     FLOOR_LABEL,
     floor_by_row,
@@ -107,8 +107,8 @@ def throughput_section(df: pd.DataFrame, rows: list[str], place: Place) -> Secti
 
 def add_utilisation(section: Section, df: pd.DataFrame, rows: list[str],
                     place: Place | None = None) -> Section:
-    """MFU beside images/s: how much of the machine the throughput used (rows carry it
-    since issue 20; older results have no such column and get no table)."""
+    """MFU beside images/s: how much of the machine the throughput used (results older
+    than the MFU columns get no table), and which rows' peak was only a lower bound."""
     if schema.MFU not in df or not df[schema.MFU].notna().any():
         return section
     table = compare(df, rows, [schema.UPSAMPLING], schema.MFU)
@@ -118,11 +118,29 @@ def add_utilisation(section: Section, df: pd.DataFrame, rows: list[str],
     section.add(Table(format_mean_std(table), "MFU (model FLOPs utilisation: achieved "
                       "matmul FLOP/s / (peak x workers)), final epoch; "
                       f"peak: {peaks or 'unknown'}"))
+    note = untrusted_peak_note(select_rows(df, "final"))
+    if note:
+        section.add(Text(note))
     if place is not None:
         add_plot(section, lambda: plots.plot_throughput(df, place.figures / "mfu.png",
                                                         metric=schema.MFU),
                  "MFU by model and upsampling")
     return section
+
+
+def untrusted_peak_note(final: pd.DataFrame) -> str | None:
+    """Says how many rows divided by a peak that is only a lower bound (calibrated while
+    other work held the cores, or raised to the trial's own achieved rate)."""
+    if schema.PEAK_TRUSTED not in final or final[schema.MFU].isna().all():
+        return None
+    with_mfu = final[final[schema.MFU].notna()]
+    doubtful = with_mfu[with_mfu[schema.PEAK_TRUSTED].astype("boolean").eq(False).fillna(False)]
+    if doubtful.empty:
+        return None
+    bases = ", ".join(sorted(doubtful[schema.PEAK_BASIS].dropna().astype(str).unique()))
+    return (f"{len(doubtful)} of {len(with_mfu)} final rows divided by a peak that is only a "
+            f"lower bound ({bases}): their MFU is an upper bound. Calibrate on a quiet node "
+            "(the next trial there measures again) for a trusted peak.")
 
 
 def quality_section(df: pd.DataFrame, rows: list[str], quality: list[str],
@@ -144,8 +162,9 @@ def quality_section(df: pd.DataFrame, rows: list[str], quality: list[str],
         section.add(Text(
             f"Beside each number, its {FLOOR_LABEL}: the same metric between two disjoint "
             "real subsets of the eval split (`n_floor` images each), what a perfect generator "
-            "would score. An FD or KID at or below its floor cannot be told from real data by "
-            "that backbone at that n. `*_inf` columns are FD extrapolated to infinitely many "
+            "would score. An FD or KID within its floor (at most |floor| plus its std over "
+            "subsets: KID is unbiased, so its real-vs-real floor is noise around zero and often "
+            "negative) cannot be told from real data by that backbone at that n. `*_inf` columns are FD extrapolated to infinitely many "
             "generated samples (FD = FD_inf + c/n fitted at sizes n/5, n/4, n/3, n/2, n)."))
         section.add(Table(floor_table(df, quality), "Noise floors (real vs real) per dataset, "
                                                     "eval split and n_floor"))
@@ -220,8 +239,11 @@ def effect_section(df: pd.DataFrame, quality: list[str]) -> Section:
     section.add(Text(
         f"Each variant against `{BASELINE}` on paired trials (same model, latent_dim, seed, "
         "epoch and every other setting): mean difference (variant − baseline) of each metric, "
-        "and the geometric-mean ratio of images/s; 95% percentile-bootstrap intervals over "
-        "pairs (2000 resamples, seeded), blank with fewer than two pairs."))
+        "and the geometric-mean ratio of images/s; 95% Student-t intervals over pairs (n_pairs "
+        f"− 1 degrees of freedom; ratios on the log scale), blank with fewer than {MIN_PAIRS} "
+        "pairs: from two pairs a 95% t-interval spans ±12.7 standard errors estimated from two "
+        "numbers, and a bootstrap over two values is far too narrow, so no interval is "
+        "printed."))
     pooled = upsampling_effect(df, quality, BASELINE)
     if pooled.empty:
         return section.add(Text("No paired trials found."))
@@ -237,9 +259,9 @@ def effect_section(df: pd.DataFrame, quality: list[str]) -> Section:
 
 def _format_effect(table: pd.DataFrame) -> pd.DataFrame:
     out = table.drop(columns=["baseline", "ci_low", "ci_high"]).copy()
-    out["95% CI"] = [
-        "" if pd.isna(lo) else f"[{lo:.4g}, {hi:.4g}]"
-        for lo, hi in zip(table["ci_low"], table["ci_high"], strict=True)]
+    out["95% t-interval"] = [
+        f"(n < {MIN_PAIRS})" if n < MIN_PAIRS else "" if pd.isna(lo) else f"[{lo:.4g}, {hi:.4g}]"
+        for lo, hi, n in zip(table["ci_low"], table["ci_high"], table["n_pairs"], strict=True)]
     return out
 
 
