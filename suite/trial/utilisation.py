@@ -4,8 +4,10 @@ Counted once per trial, before training: the training step's matmul FLOPs from t
 built networks (suite/models/flops.py), the evaluation backbones' forward FLOPs, and
 the peak of the device (a GPU's datasheet, else a cached matmul calibration of this
 CPU: suite/machine/peak.py). Each milestone row then turns its images/s into achieved
-TFLOP/s and MFU. A count that cannot be made is missing (NaN), never guessed, and never
-fails the trial.
+TFLOP/s and MFU, and says how its peak was obtained and whether it is trusted (a
+calibration that shared its cores is a lower bound; a rate above the peak raises it, so
+MFU is never above 1). A count that cannot be made is missing (NaN), never guessed, and
+never fails the trial.
 """
 
 from __future__ import annotations
