@@ -43,24 +43,6 @@ def features_to_kid(
     subset_size is clipped to the smaller sample so small evaluations still run;
     subsets are drawn without replacement, independently for each subset.
     """
-    mmds = features_to_subset_mmds(real, fake, n_subsets, subset_size, seed)
-    return float(mmds.mean()), float(mmds.std())
-
-
-def features_to_subset_mmds(
-    real: np.ndarray,
-    fake: np.ndarray,
-    n_subsets: int = 100,
-    subset_size: int = 1000,
-    seed: int | np.random.Generator = 0,
-    part: tuple[int, int] = (0, 1),
-) -> np.ndarray:
-    """Each subset's MMD^2, for the subsets i with i % size == rank of part=(rank, size);
-    the others are 0, so the ranks' vectors summed are the one-process vector.
-
-    Every rank draws every subset's indices (cheap), so subset i is the same
-    whichever rank computes it.
-    """
     x, y = check_features(real), check_features(fake)
     if x.shape[1] != y.shape[1]:
         raise ValueError(f"feature dimensions differ: {x.shape[1]} vs {y.shape[1]}")
@@ -69,18 +51,14 @@ def features_to_subset_mmds(
     m = min(subset_size, x.shape[0], y.shape[0])
     if m < 2:
         raise ValueError(f"subset_size must be >= 2; got {subset_size}")
-    rank, size = part
     rng = np.random.default_rng(seed)
-    mmds = np.zeros(n_subsets, dtype=np.float64)
+    mmds = np.empty(n_subsets, dtype=np.float64)
     for i in range(n_subsets):
-        real_rows = rng.choice(x.shape[0], m, replace=False)
-        fake_rows = rng.choice(y.shape[0], m, replace=False)
-        if i % size != rank:
-            continue
-        xs, ys = x[real_rows], y[fake_rows]
+        xs = x[rng.choice(x.shape[0], m, replace=False)]
+        ys = y[rng.choice(y.shape[0], m, replace=False)]
         mmds[i] = kernels_to_mmd2(
             features_to_polynomial_kernel(xs, xs),
             features_to_polynomial_kernel(xs, ys),
             features_to_polynomial_kernel(ys, ys),
         )
-    return mmds
+    return float(mmds.mean()), float(mmds.std())

@@ -52,22 +52,16 @@ def reference_to_scores(reference: RealReference, fake_features: np.ndarray,
                                    subset_size=kid_subset_size(len(reference.features),
                                                                len(fake_features)),
                                    seed=KID_SEED)
-    scores = {"fd": fd, "kid": kid, "kid_std": kid_std,
-              **reference_to_manifold_scores(reference, fake_features)}
+    radii = reference.radii if reference.neighbours == PR_NEIGHBOURS else None
+    manifold = features_to_manifold_scores(reference.features, fake_features, k=PR_NEIGHBOURS,
+                                           real_radii=radii)
+    scores = {"fd": fd, "kid": kid, "kid_std": kid_std, "precision": manifold.precision,
+              "recall": manifold.recall, "density": manifold.density,
+              "coverage": manifold.coverage}
     if fd_inf:
         scores["fd_inf"] = features_to_fd_inf(fake_features, reference.prepared,
                                               seed=FD_INF_SEED, fd_at_n=fd).fd_inf
     return scores
-
-
-def reference_to_manifold_scores(reference: RealReference,
-                                 fake_features: np.ndarray) -> dict[str, float]:
-    """precision, recall, density, coverage (k-NN balls; the cached real radii when kept)."""
-    radii = reference.radii if reference.neighbours == PR_NEIGHBOURS else None
-    manifold = features_to_manifold_scores(reference.features, fake_features, k=PR_NEIGHBOURS,
-                                           real_radii=radii)
-    return {"precision": manifold.precision, "recall": manifold.recall,
-            "density": manifold.density, "coverage": manifold.coverage}
 
 
 @dataclass(frozen=True)

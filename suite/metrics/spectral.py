@@ -99,12 +99,7 @@ def images_to_nyquist_power(images: np.ndarray) -> float:
     h, w = x.shape[1:3]
     if h % 2 or w % 2:
         raise ValueError(f"Nyquist bins need even image sides; got {h}x{w}")
-    return power_to_nyquist(images_to_power(x))
-
-
-def power_to_nyquist(power: np.ndarray) -> float:
-    """Mean of a mean power spectrum's three Nyquist bins (see images_to_nyquist_power)."""
-    h, w = power.shape
+    power = images_to_power(x)
     return float((power[h // 2, 0] + power[0, w // 2] + power[h // 2, w // 2]) / 3)
 
 
@@ -115,11 +110,3 @@ def checkerboard_score(fake: np.ndarray, real: np.ndarray, eps: float = POWER_EP
     (and digit edges) have some Nyquist energy of their own.
     """
     return (images_to_nyquist_power(fake) + eps) / (images_to_nyquist_power(real) + eps)
-
-
-def powers_to_checkerboard(fake_power: np.ndarray, real_power: np.ndarray,
-                           eps: float = POWER_EPS) -> float:
-    """checkerboard_score from the two mean power spectra (e.g. summed over ranks)."""
-    if fake_power.shape[0] % 2 or fake_power.shape[1] % 2:
-        raise ValueError(f"Nyquist bins need even image sides; got {fake_power.shape}")
-    return (power_to_nyquist(fake_power) + eps) / (power_to_nyquist(real_power) + eps)

@@ -124,24 +124,6 @@ class HorovodReplicas:
         """One object allgather (eager): each rank's `socket.gethostname()`, rank order."""
         return [str(h) for h in self._hvd.allgather_object(socket.gethostname())]
 
-    def allreduce_sum_arrays(self, arrays: Sequence[Any]) -> list[Any]:
-        """One grouped float64 allreduce (sum) of host arrays, returned as numpy."""
-        import numpy as np
-        import tensorflow as tf
-
-        if not arrays:
-            return []
-        tensors = [tf.constant(np.asarray(a, dtype=np.float64)) for a in arrays]
-        reduced = self._hvd.grouped_allreduce(tensors, op=self._hvd.Sum)
-        return [r.numpy() for r in reduced]
-
-    def allgather_array(self, array: Any) -> Any:
-        """hvd.allgather of a host array: ranks' rows joined in rank order, as numpy."""
-        import numpy as np
-        import tensorflow as tf
-
-        return self._hvd.allgather(tf.constant(np.asarray(array))).numpy()
-
     def _allreduce_scalar(self, value: float, op: Any) -> float:
         import tensorflow as tf
 

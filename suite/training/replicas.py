@@ -13,8 +13,6 @@ from collections.abc import Sequence
 from dataclasses import dataclass, field
 from typing import Protocol, runtime_checkable
 
-import numpy as np
-
 
 @dataclass(frozen=True)
 class RankInfo:
@@ -75,16 +73,6 @@ class Replicas(Protocol):
         """Every replica's hostname, in rank order: the trial's placement, for its rows."""
         ...
 
-    def allreduce_sum_arrays(self, arrays: Sequence[np.ndarray]) -> list[np.ndarray]:
-        """Elementwise float64 sums over replicas of host arrays, in one collective (eager):
-        e.g. an evaluation's feature sums."""
-        ...
-
-    def allgather_array(self, array: np.ndarray) -> np.ndarray:
-        """Every replica's array (first dimensions may differ), joined along axis 0 in rank
-        order (eager): e.g. features that k-NN metrics need all of."""
-        ...
-
 
 @dataclass
 class SingleReplica:
@@ -117,11 +105,3 @@ class SingleReplica:
     def allgather_hostnames(self) -> list[str]:
         """Only this host."""
         return [socket.gethostname()]
-
-    def allreduce_sum_arrays(self, arrays: Sequence[np.ndarray]) -> list[np.ndarray]:
-        """The sum over one replica is each array itself (as float64, as Horovod's)."""
-        return [np.asarray(a, dtype=np.float64) for a in arrays]
-
-    def allgather_array(self, array: np.ndarray) -> np.ndarray:
-        """Only this replica's array."""
-        return np.asarray(array)

@@ -42,7 +42,7 @@ from __future__ import annotations
 
 import math
 from collections.abc import Mapping
-from dataclasses import dataclass, replace
+from dataclasses import replace
 from typing import Any
 
 import numpy as np
@@ -65,9 +65,7 @@ from suite.metrics.cache import (
 )
 from suite.metrics.fid import features_to_stats, prepare_reference, stats_to_fd
 from suite.metrics.inception_score import logits_to_inception_score
-from suite.metrics.kid import features_to_subset_mmds
 from suite.metrics.scores import (
-    FD_INF_SEED,
     KID_SEED,
     KID_SUBSET_SIZE,
     KID_SUBSETS,
@@ -76,24 +74,10 @@ from suite.metrics.scores import (
     features_to_floor,
     kid_subset_size,
     plan_floor,
-    reference_to_manifold_scores,
+    reference_to_scores,
 )
-from suite.metrics.shards import (
-    AtomSums,
-    atom_sums_to_fd,
-    features_to_atom_sums,
-    plan_folds,
-    shard_range,
-)
-from suite.metrics.spectral import (
-    images_to_power,
-    images_to_spectrum,
-    power_to_azimuthal_average,
-    powers_to_checkerboard,
-    spectra_to_distance,
-)
+from suite.metrics.spectral import checkerboard_score, spectral_distance
 from suite.store import schema
-from suite.training.replicas import Replicas, SingleReplica
 
 __all__ = ["KID_SEED", "KID_SUBSETS", "KID_SUBSET_SIZE", "PR_NEIGHBOURS", "backbone_columns",
            "evaluate_milestone", "kid_subset_size", "real_reference", "sample_column_names",
@@ -104,59 +88,33 @@ IS_SPLITS = 10
 
 
 def evaluate_milestone(model, data: ImageData, trial, backbones: Mapping[str, FeatureExtractor],
-                       epoch: int, *, replicas: Replicas | None = None) -> dict[str, Any]:
+                       epoch: int) -> dict[str, Any]:
     """Row columns measuring `model`'s samples at `epoch` (see the module docstring).
 
-    `backbones` maps names to built extractors (registry.resolve_backbones builds
-    those of `trial.eval.backbones` once per process). With `replicas`, EVERY rank
-    calls this with the same arguments: each generates and embeds its share of the
-    samples, and rank 0 gets the columns (the other ranks get {}); None is one process.
+    `backbones` maps names to built extractors (features.resolve_backbones builds
+    those of `trial.eval.backbones` once per process).
     """
     for name, backbone in backbones.items():
         if not isinstance(backbone, FeatureExtractor):
             raise TypeError(f"backbones[{name!r}] is a {type(backbone).__name__}, not a built "
                             "FeatureExtractor (see suite.metrics.backbones.registry."
                             "resolve_backbones)")
-    replicas = replicas if replicas is not None else SingleReplica()
     with blas_threads(1):  # small matrices: extra BLAS threads only contend (see blas.py)
-        row = _evaluate(model, data, trial, backbones, epoch, replicas)
-    return row if replicas.info.rank == 0 else {}
-
-
-@dataclass(frozen=True)
-class SampleShare:
-    """This rank's part of the evaluation's samples: global indices, noise and labels."""
-
-    indices: range
-    noise: np.ndarray
-    labels: np.ndarray | None  # of the share; None for unconditional models
-    all_labels: np.ndarray | None  # of every sample, in global order
-    n: int
-
-
-def share_samples(trial, epoch: int, num_classes: int, conditional: bool,
-                  replicas: Replicas) -> SampleShare:
-    """The rank's slice of the one-process sample set: the whole noise array is drawn on
-    every rank (a numpy Generator cannot skip ahead) and sliced, so any number of ranks
-    evaluates exactly the samples one rank would."""
-    n = int(trial.eval.n_samples)
-    indices = shard_range(n, replicas.info.size, replicas.info.rank)
-    rng = np.random.default_rng([NOISE_SALT, trial.seed, epoch])
-    noise = rng.standard_normal((n, trial.latent_dim)).astype(np.float32)
-    labels = balanced_labels(n, num_classes) if conditional else None
-    part = slice(indices.start, indices.stop)
-    return SampleShare(indices, noise[part], None if labels is None else labels[part], labels, n)
+        return _evaluate(model, data, trial, backbones, epoch)
 
 
 def _evaluate(model, data: ImageData, trial, backbones: Mapping[str, FeatureExtractor],
-              epoch: int, replicas: Replicas) -> dict[str, Any]:
+              epoch: int) -> dict[str, Any]:
     from suite.models import is_conditional, model_family
 
     spec = trial.eval
+    n_fake = int(spec.n_samples)
+    n_real = min(n_fake, len(data.x_eval))
     conditional = is_conditional(trial.model)
-    share = share_samples(trial, epoch, data.num_classes, conditional, replicas)
-    n_fake, n_real = share.n, min(share.n, len(data.x_eval))
-    fake = generate_images(model, share.noise, share.labels, spec.batch_size)
+    labels = balanced_labels(n_fake, data.num_classes) if conditional else None
+    rng = np.random.default_rng([NOISE_SALT, trial.seed, epoch])
+    noise = rng.standard_normal((n_fake, trial.latent_dim)).astype(np.float32)
+    fake = generate_images(model, noise, labels, spec.batch_size)
     real = data.x_eval[:n_real].astype(np.float32) / 255.0
     real_labels = None if data.y_eval is None else data.y_eval[:n_real]
 
@@ -170,43 +128,30 @@ def _evaluate(model, data: ImageData, trial, backbones: Mapping[str, FeatureExtr
         if backbone.info.columns.protocol is not None:  # e.g. fid_protocol
             row[backbone.info.columns.protocol] = backbone.describe_protocol(
                 n_real, n_fake, data.eval_split)
-    # Every rank must take the same branch: one non-finite share spoils the set.
-    finite = replicas.allreduce_max(0.0 if np.isfinite(fake).all() else 1.0) == 0.0
+    finite = bool(np.isfinite(fake).all())
     if finite:
-        row.update(sample_columns(fake, share, real, real_labels, data, backbones, replicas))
+        row.update(sample_columns(fake, labels, real, real_labels, data, backbones))
     else:  # recorded, not raised: the row says the samples were unusable
         row.update(dict.fromkeys(sample_column_names(backbones, conditional), math.nan))
     if spec.cas:
-        everyone = replicas.allgather_array(fake) if finite and conditional else None
-        if replicas.info.rank == 0:
-            row.update(cas_columns(everyone, share.all_labels, data, seed=(trial.seed, epoch)))
-    if model_family(trial.model) == "vae" and replicas.info.rank == 0:
+        row.update(cas_columns(fake if finite else None, labels, data, seed=(trial.seed, epoch)))
+    if model_family(trial.model) == "vae":
         row.update(vae_columns(model, data.x_eval[:n_real], real_labels if conditional else None,
                                spec.batch_size, seed=(trial.seed, epoch)))
     return row
 
 
-def sample_columns(fake: np.ndarray, share: SampleShare, real: np.ndarray,
+def sample_columns(fake: np.ndarray, labels: np.ndarray | None, real: np.ndarray,
                    real_labels: np.ndarray | None, data: ImageData,
-                   backbones: Mapping[str, FeatureExtractor],
-                   replicas: Replicas) -> dict[str, float]:
-    """Every metric of the generated images against the real ones (rank 0's are the row)."""
-    # The mean power spectrum is a mean over images: summed over ranks like the features.
-    power = replicas.allreduce_sum_arrays([images_to_power(fake) * len(fake)])[0] / share.n
-    row = {schema.SPECTRAL_DISTANCE: spectra_to_distance(power_to_azimuthal_average(power),
-                                                         images_to_spectrum(real)),
-           schema.CHECKERBOARD_SCORE: powers_to_checkerboard(power, images_to_power(real))}
+                   backbones: Mapping[str, FeatureExtractor]) -> dict[str, float]:
+    """Every metric of the generated images against the real ones."""
+    row = {schema.SPECTRAL_DISTANCE: spectral_distance(fake, real),
+           schema.CHECKERBOARD_SCORE: checkerboard_score(fake, real)}
     for name, backbone in backbones.items():
         reference = real_reference(backbone, name, data, len(real))
         fake_features, fake_logits = backbone.images_to_outputs(fake)
-        columns, everyone = backbone_columns(backbone.info, reference, fake_features, share,
-                                             replicas)
-        if fake_logits is not None:
-            fake_logits = replicas.allgather_array(fake_logits)
-        if replicas.info.rank == 0:
-            row.update(columns)
-            row.update(logits_columns(backbone.info, everyone, fake_logits, share.all_labels,
-                                      reference))
+        row.update(backbone_columns(backbone.info, reference, fake_features))
+        row.update(logits_columns(backbone.info, fake_features, fake_logits, labels, reference))
         if backbone.info.columns.floors:
             row[schema.N_FLOOR] = reference.n_floor
     return row
@@ -268,38 +213,20 @@ def real_reference(backbone: FeatureExtractor, name: str, data: ImageData,
     return load_or_compute_reference(key, compute)
 
 
-def backbone_columns(info: BackboneInfo, reference: RealReference, fake_features: np.ndarray,
-                     share: SampleShare, replicas: Replicas
-                     ) -> tuple[dict[str, float], np.ndarray]:
-    """FD, KID (mean, std), precision, recall, density, coverage and FD_inf of the fake
-    against the real features, and the floors, into the backbone's columns BY NAME.
-
-    FD and FD_inf come from all-reduced float64 atom sums (suite/metrics/shards.py);
-    KID's subsets are split over the ranks, their MMDs all-reduced; the k-NN scores
-    need every feature, gathered (and returned, for the logits' columns). Rank 0 gets
-    the columns; the other ranks {}.
-    """
-    plan = plan_folds(share.n, FD_INF_SEED)
-    local = features_to_atom_sums(fake_features, share.indices, plan, reference.stats.mu)
-    counts, sums, outer = replicas.allreduce_sum_arrays(local.arrays())
-    everyone = replicas.allgather_array(fake_features)
-    part = (replicas.info.rank, replicas.info.size)
-    mmds = features_to_subset_mmds(reference.features, everyone, KID_SUBSETS,
-                                   kid_subset_size(len(reference.features), share.n),
-                                   KID_SEED, part)
-    mmds = replicas.allreduce_sum_arrays([mmds])[0]
-    if replicas.info.rank != 0:
-        return {}, everyone
-    fd, fd_inf = atom_sums_to_fd(AtomSums(counts, sums, outer, local.shift), plan,
-                                 reference.prepared)
-    scores = {"fd": fd, "fd_inf": fd_inf, "kid": float(mmds.mean()),
-              "kid_std": float(mmds.std()),
-              **reference_to_manifold_scores(reference, everyone)}
+def backbone_columns(info: BackboneInfo, reference: RealReference,
+                     fake_features: np.ndarray) -> dict[str, float]:
+    """FD, KID (mean, std), precision, recall, density, coverage and FD_inf of fake
+    against real features, and the floors: the columns the backbone declares."""
     columns = info.columns
-    row = {column: scores[metric] for metric, column in columns.scores.items()}
+    scores = reference_to_scores(reference, fake_features, fd_inf=columns.fd_inf is not None)
+    row = dict(zip(columns.distribution, (scores["fd"], scores["kid"], scores["kid_std"],
+                                          scores["precision"], scores["recall"]), strict=True))
+    for metric in ("density", "coverage", "fd_inf"):
+        if getattr(columns, metric) is not None:
+            row[getattr(columns, metric)] = scores[metric]
     for metric, column in columns.floors.items():
         row[column] = reference.floor.get(metric, math.nan)
-    return row, everyone
+    return row
 
 
 def logits_columns(info: BackboneInfo, fake_features: np.ndarray,

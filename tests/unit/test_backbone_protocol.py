@@ -309,8 +309,7 @@ def test_evaluate_milestone_takes_built_extractors_only() -> None:
 
     assert not hasattr(evaluate, "BackboneSettings")
     params = inspect.signature(evaluate.evaluate_milestone).parameters
-    assert list(params) == ["model", "data", "trial", "backbones", "epoch", "replicas"]
-    assert params["replicas"].kind is inspect.Parameter.KEYWORD_ONLY
+    assert list(params) == ["model", "data", "trial", "backbones", "epoch"]
     assert params["epoch"].default is inspect.Parameter.empty
     with pytest.raises(TypeError, match="FeatureExtractor"):
         evaluate.evaluate_milestone(None, None, None, {"x": "random"}, epoch=1)

@@ -91,15 +91,6 @@ class BackboneColumns:
         return self.fd, self.kid, self.kid_std, self.precision, self.recall
 
     @property
-    def scores(self) -> dict[str, str]:
-        """Score name (as suite.metrics.scores.reference_to_scores names it) -> its column,
-        for the scores this backbone records: evaluation fills columns by these names."""
-        names = {"fd": self.fd, "kid": self.kid, "kid_std": self.kid_std,
-                 "precision": self.precision, "recall": self.recall, "density": self.density,
-                 "coverage": self.coverage, "fd_inf": self.fd_inf}
-        return {metric: column for metric, column in names.items() if column is not None}
-
-    @property
     def floors(self) -> dict[str, str]:
         """Metric -> floor column, for the floored metrics this backbone declares
         (keys: fd, kid, precision, recall, density, coverage)."""
