@@ -15,8 +15,7 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
-from scipy import stats as scipy_stats
-
+from analysis.intervals import t_interval
 from analysis.rows import DESIGN_COLUMNS, require_columns, select_rows
 from suite.store import schema
 
@@ -118,10 +117,9 @@ def t_mean(x: np.ndarray, confidence: float = 0.95) -> tuple[float, float, float
     if x.size == 0:
         return np.nan, np.nan, np.nan
     mean = float(x.mean())
-    if x.size < 2:
-        return mean, np.nan, np.nan
-    half = scipy_stats.t.ppf(0.5 + confidence / 2, x.size - 1) * x.std(ddof=1) / np.sqrt(x.size)
-    return mean, mean - float(half), mean + float(half)
+    std = float(x.std(ddof=1)) if x.size > 1 else np.nan
+    low, high = t_interval(mean, std, x.size, confidence)
+    return mean, float(low), float(high)
 
 
 def bootstrap_mean(x: np.ndarray, n_boot: int = 2000, seed: int = 0,

@@ -164,7 +164,8 @@ def quality_section(df: pd.DataFrame, rows: list[str], quality: list[str],
             "real subsets of the eval split (`n_floor` images each), what a perfect generator "
             "would score. An FD or KID within its floor (at most |floor| plus its std over "
             "subsets: KID is unbiased, so its real-vs-real floor is noise around zero and often "
-            "negative) cannot be told from real data by that backbone at that n. `*_inf` columns are FD extrapolated to infinitely many "
+            "negative) cannot be told from real data by that backbone at that n. `*_inf` "
+            "columns are FD extrapolated to infinitely many "
             "generated samples (FD = FD_inf + c/n fitted at sizes n/5, n/4, n/3, n/2, n)."))
         section.add(Table(floor_table(df, quality), "Noise floors (real vs real) per dataset, "
                                                     "eval split and n_floor"))

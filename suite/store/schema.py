@@ -52,7 +52,7 @@ STEPS = "steps"
 WARMUP_STEPS = "warmup_steps"
 EVAL_TIME_S = "eval_time_s"
 
-# --- training loop and precision (issue 12) -------------------------------------------
+# --- training loop and precision -------------------------------------------
 # The trainer runs K steps per compiled call and reads the host once per call, so
 # images_per_sec comes from call times, and step_time_p50_ms / _p95_ms are percentiles of
 # per-step averages within a call (each step counts as its call's seconds / K). Warm-up
@@ -71,7 +71,7 @@ WALL_TIME_S = "wall_time_s"  # epoch_wall_s summed over every epoch so far (all 
 NONFINITE_STEPS_FROM = "nonfinite_steps_from"
 NONFINITE_STEPS_TO = "nonfinite_steps_to"
 
-# --- utilisation (issue 20) -------------------------------------------------------
+# --- utilisation -------------------------------------------------------
 # FLOPs count matmuls only (Dense, Conv, Conv2DTranspose; 1 multiply-add = 2 FLOPs), as
 # PaLM-style MFU does: suite/models/flops.py. achieved = flops_per_image x images_per_sec;
 # mfu = achieved / (peak_tflops x workers). The peak is a GPU's datasheet figure where the
@@ -89,7 +89,7 @@ PEAK_TRUSTED = "peak_trusted"  # False: the peak is a lower bound, so mfu an upp
 PEAK_CPU_SHARE = "peak_cpu_share"  # share of its cores the calibration got (CPU time/wall)
 MFU = "mfu"
 
-# --- network shape and optimiser (issue 13) ----------------------------------------
+# --- network shape and optimiser ----------------------------------------
 # The tutorial network is depth 1, width 1.0; with params_* these say what size of model
 # a row's quality and throughput belong to.
 DEPTH = "depth"  # stride-1 blocks of the generator/decoder
@@ -155,7 +155,7 @@ INCEPTION_SCORE_KERAS = "inception_score_keras"
 INCEPTION_KERAS_WEIGHTS_ID = "inception_keras_weights_id"
 FID_PROTOCOL = "fid_protocol"
 
-# --- sample quality, qualified (issue 11): density/coverage, noise floors, FD_inf, CAS ----
+# --- sample quality, qualified: density/coverage, noise floors, FD_inf, CAS ----
 # A backbone's columns follow from its FD column (suite.metrics.backbones.base.BackboneColumns):
 # density_<b>, coverage_<b>, <fd>_inf, and <metric>_floor for each floored metric.
 DENSITY_DOMAIN = "density_domain"
